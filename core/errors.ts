@@ -1,0 +1,63 @@
+/**
+ * The one error family of spaknock. `code` is stable: logs, tests and callers switch on it.
+ * Messages say what was wrong and where, and never contain key material.
+ */
+
+export const SPA_ERROR_CODES = {
+  // precheck of a raw datagram
+  SPA_SIZE: "payload size outside 140..1500 bytes",
+  SPA_CHARSET: "payload is not base64 text",
+  SPA_PREFIXED: "payload carries the Salted__/GPG prefix that clients strip (replay defence)",
+  SPA_GPG_UNSUPPORTED: "payload is GPG-encrypted, which spaknock does not accept",
+  // HMAC and decryption
+  SPA_HMAC_TOO_SHORT: "payload too short to hold the stanza's HMAC",
+  SPA_HMAC_MISMATCH: "HMAC does not verify with the stanza's key and digest type",
+  SPA_CIPHERTEXT_LENGTH: "ciphertext length is not a whole number of AES blocks",
+  SPA_DECRYPT_FAILED: "decryption failed or decrypted data is invalid",
+  // decode of the plaintext
+  SPA_NON_ASCII: "plaintext contains non-printable bytes",
+  SPA_FIELD_COUNT: "wrong number of fields",
+  SPA_DIGEST_TYPE: "inner digest has an unknown length",
+  SPA_DIGEST_MISMATCH: "inner digest does not match the message",
+  SPA_BAD_RANDOM: "random value is not 16 digits",
+  SPA_BAD_USERNAME: "invalid username",
+  SPA_BAD_TIMESTAMP: "invalid timestamp",
+  SPA_BAD_VERSION: "invalid version",
+  SPA_BAD_MESSAGE_TYPE: "invalid message type",
+  SPA_BAD_MESSAGE: "invalid access or command message",
+  SPA_BAD_NAT: "invalid NAT access field",
+  SPA_BAD_SERVER_AUTH: "invalid server_auth field",
+  SPA_BAD_TIMEOUT: "invalid client timeout",
+  // the access decision
+  SPA_REPLAY: "packet digest already seen",
+  SPA_NO_SOURCE_MATCH: "no access stanza matches the source address",
+  SPA_NO_STANZA_VERIFIED: "no matching stanza's keys verify the packet",
+  SPA_STANZA_EXPIRED: "access stanza has expired",
+  SPA_STALE: "packet timestamp outside the allowed age",
+  SPA_SOURCE_REQUIRED: "allow-IP 0.0.0.0 but the stanza requires a source address",
+  SPA_USERNAME_MISMATCH: "username does not match REQUIRE_USERNAME",
+  SPA_PORT_DENIED: "requested port not allowed by OPEN_PORTS/RESTRICT_PORTS",
+  SPA_NAT_DISABLED: "NAT access requested but not enabled",
+  SPA_COMMAND_DISABLED: "command message but command execution is not enabled",
+  // local input
+  KEY_INVALID: "invalid key",
+  ARG_INVALID: "invalid argument",
+  CONFIG_INVALID: "invalid configuration",
+} as const;
+
+export type SpaErrorCode = keyof typeof SPA_ERROR_CODES;
+
+export class SpaError extends Error {
+  override readonly name = "SpaError";
+  readonly code: SpaErrorCode;
+
+  constructor(code: SpaErrorCode, detail?: string) {
+    const summary = SPA_ERROR_CODES[code];
+    super(detail ? `${summary}: ${detail}` : summary);
+    this.code = code;
+  }
+}
+
+export function isSpaError(value: unknown): value is SpaError {
+  return value instanceof SpaError;
+}
