@@ -39,6 +39,9 @@ export const SPA_ERROR_CODES = {
   SPA_PORT_DENIED: "requested port not allowed by OPEN_PORTS/RESTRICT_PORTS",
   SPA_NAT_DISABLED: "NAT access requested but not enabled",
   SPA_COMMAND_DISABLED: "command message but command execution is not enabled",
+  // the adapters the decision drives
+  REPLAY_STORE_FAILED: "the replay cache could not record the packet; nothing was opened",
+  FIREWALL_FAILED: "the firewall refused the rule; nothing was opened",
   // local input
   KEY_INVALID: "invalid key",
   ARG_INVALID: "invalid argument",

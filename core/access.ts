@@ -1,0 +1,108 @@
+/**
+ * Access stanzas (what one access.conf stanza allows) and the checks that decide whether a
+ * verified packet is granted, in fwknopd's order (SPA-PROTOCOL.md section 7, steps 10-16).
+ */
+import type { NetworkList } from "./address.js";
+import { SpaError } from "./errors.js";
+import {
+  type AccessRequest,
+  messageTypeHasNat,
+  type ProtoPort,
+  parseAccessMessage,
+  type SpaMessage,
+} from "./message.js";
+import type { SpaKeys } from "./packet.js";
+
+export interface AccessStanza {
+  /** 1-based position in file order. */
+  readonly index: number;
+  /** Where the stanza's SOURCE line is, for log lines ("SOURCE line num"). */
+  readonly origin: { readonly file: string; readonly line: number };
+  readonly sources: NetworkList;
+  readonly destinations: NetworkList;
+  readonly keys: SpaKeys;
+  /** null: any port may be requested. */
+  readonly openPorts: readonly ProtoPort[] | null;
+  readonly restrictPorts: readonly ProtoPort[];
+  readonly fwAccessTimeout: number;
+  readonly maxFwTimeout: number;
+  readonly requireUsername: string | null;
+  readonly requireSourceAddress: boolean;
+  /** Epoch seconds after which the stanza no longer grants anything; null: never. */
+  readonly accessExpire: number | null;
+  /** AWS only: the security groups this stanza opens. */
+  readonly securityGroups?: readonly string[];
+}
+
+export const ACCESS_DEFAULTS = {
+  fwAccessTimeout: 30,
+  maxFwTimeout: 300,
+  maxSpaPacketAge: 120,
+} as const;
+
+/** What a granted packet gets: whose address, which ports, for how long. */
+export interface AccessDecision {
+  readonly allowIp: string;
+  readonly ports: readonly ProtoPort[];
+  readonly timeoutSec: number;
+}
+
+export interface AccessContext {
+  /** The packet's source address as seen on the wire. */
+  readonly sourceIp: string;
+  /** Epoch seconds. */
+  readonly now: number;
+  /** null when packet aging is disabled. */
+  readonly maxPacketAge: number | null;
+}
+
+function samePort(a: ProtoPort, b: ProtoPort): boolean {
+  return a.proto === b.proto && a.port === b.port;
+}
+
+/** Timeout: the client's request capped by MAX_FW_TIMEOUT, else FW_ACCESS_TIMEOUT. */
+export function selectTimeout(stanza: AccessStanza, clientTimeout: number): number {
+  return clientTimeout > 0 ? Math.min(clientTimeout, stanza.maxFwTimeout) : stanza.fwAccessTimeout;
+}
+
+/**
+ * The policy checks that follow a successful decrypt, for one stanza. Throws SpaError with the
+ * reason; returns what to open.
+ */
+export function decideAccess(
+  stanza: AccessStanza,
+  message: SpaMessage,
+  ctx: AccessContext,
+): AccessDecision {
+  if (ctx.maxPacketAge !== null && Math.abs(ctx.now - message.timestamp) > ctx.maxPacketAge) {
+    throw new SpaError("SPA_STALE", `time difference ${ctx.now - message.timestamp} s`);
+  }
+  if (message.messageType === 0) {
+    throw new SpaError("SPA_COMMAND_DISABLED", "spaknock does not execute command messages");
+  }
+  if (messageTypeHasNat(message.messageType)) {
+    throw new SpaError("SPA_NAT_DISABLED", `message type ${message.messageType}`);
+  }
+  const request: AccessRequest = parseAccessMessage(message.message);
+  let allowIp = request.allowIp;
+  if (allowIp === "0.0.0.0") {
+    if (stanza.requireSourceAddress) throw new SpaError("SPA_SOURCE_REQUIRED");
+    allowIp = ctx.sourceIp;
+  }
+  if (stanza.requireUsername !== null && message.username !== stanza.requireUsername) {
+    throw new SpaError("SPA_USERNAME_MISMATCH", `username "${message.username}"`);
+  }
+  for (const wanted of request.ports) {
+    if (stanza.restrictPorts.some((p) => samePort(p, wanted))) {
+      throw new SpaError("SPA_PORT_DENIED", `${wanted.proto}/${wanted.port} is restricted`);
+    }
+    if (stanza.openPorts !== null && !stanza.openPorts.some((p) => samePort(p, wanted))) {
+      throw new SpaError("SPA_PORT_DENIED", `${wanted.proto}/${wanted.port} is not in OPEN_PORTS`);
+    }
+  }
+  return {
+    allowIp,
+    ports: request.ports,
+    timeoutSec: selectTimeout(stanza, message.clientTimeout),
+  };
+}

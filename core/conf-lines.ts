@@ -1,0 +1,43 @@
+/**
+ * The line syntax shared by fwknopd.conf and access.conf (SPA-PROTOCOL.md section 8):
+ * `KEYWORD<whitespace>value`, the value running to `;` or the end of the line, `#` comments,
+ * keywords case-sensitive (a trailing `:` tolerated). Errors carry `file:line`.
+ */
+import { SpaError } from "./errors.js";
+
+export interface ConfLine {
+  readonly file: string;
+  readonly line: number;
+  readonly keyword: string;
+  readonly value: string;
+}
+
+export function confError(where: { file: string; line: number }, what: string): SpaError {
+  return new SpaError("CONFIG_INVALID", `${where.file}:${where.line}: ${what}`);
+}
+
+/** Parses one file's text into keyword/value lines; blank and comment lines are dropped. */
+export function parseConfText(text: string, file: string): ConfLine[] {
+  const out: ConfLine[] = [];
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const trimmed = raw.trim();
+    if (trimmed === "" || trimmed.startsWith("#") || trimmed.startsWith(";")) return;
+    const m = /^(\S+)(?:\s+([^;]*))?/.exec(trimmed);
+    const keyword = (m?.[1] ?? "").replace(/:$/, "");
+    const value = (m?.[2] ?? "").trim();
+    out.push({ file, line: i + 1, keyword, value });
+  });
+  return out;
+}
+
+/** fwknop's booleans: true iff the value starts with Y or y. */
+export function parseYesNo(value: string): boolean {
+  return /^[Yy]/.test(value);
+}
+
+export function parseBoundedInt(l: ConfLine, min: number, max: number): number {
+  if (!/^[0-9]+$/.test(l.value) || Number(l.value) < min || Number(l.value) > max) {
+    throw confError(l, `${l.keyword} must be a whole number in ${min}..${max}, got "${l.value}"`);
+  }
+  return Number(l.value);
+}
