@@ -65,7 +65,7 @@ export async function runFwknopClient(
  */
 export async function fwknopTestPacket(args: readonly string[], rc?: FwknopRc): Promise<string> {
   assertOffline(args, rc);
-  const home = await mkdtemp(join(tmpdir(), "spk-fwknop-T-"));
+  const home = await mkdtemp(join(tmpdir(), `spk-${process.pid}-fwknop-T-`));
   try {
     const argv = [...(await rcArgs(home, rc)), "--no-save-args", "-T", "-v", ...args];
     const result = await new Promise<ExecResult>((resolve, reject) => {
@@ -100,7 +100,8 @@ async function rcArgs(dir: string, rc: FwknopRc | undefined): Promise<string[]> 
   const stanza = rc.stanza ?? DEFAULT_STANZA;
   const lines = [`[${stanza}]`];
   for (const [keyword, value] of Object.entries(rc.settings)) {
-    if (/[\n\r]/.test(keyword + value)) throw new TypeError(`rc setting ${keyword} contains a newline`);
+    if (/[\n\r]/.test(keyword + value))
+      throw new TypeError(`rc setting ${keyword} contains a newline`);
     lines.push(`${keyword} ${value}`);
   }
   const path = join(dir, "fwknoprc");

@@ -86,11 +86,16 @@ const LAST_HOST = 254;
 
 let netCounter = 0;
 const liveNets = new Set<TestNetImpl>();
-let exitHookInstalled = false;
+let safetyNetsInstalled = false;
 
 /** Absolute path of an executable found on PATH or in the sbin directories, if any. */
 export function findExecutable(name: string): string | undefined {
-  const dirs = [...(process.env.PATH ?? "").split(delimiter), "/usr/local/sbin", "/usr/sbin", "/sbin"];
+  const dirs = [
+    ...(process.env.PATH ?? "").split(delimiter),
+    "/usr/local/sbin",
+    "/usr/sbin",
+    "/sbin",
+  ];
   for (const dir of dirs) {
     if (dir === "") continue;
     const candidate = join(dir, name);
@@ -116,10 +121,12 @@ export function netnsSkipReason(): string | undefined {
 export async function createTestNet(): Promise<TestNet> {
   const reason = netnsSkipReason();
   if (reason !== undefined) throw new Error(`cannot create a test net: ${reason}`);
-  installExitHook();
+  installSafetyNets();
 
   const n = netCounter++;
   const id = `${process.pid}-${threadId}-${n}`;
+  // Each pair is isolated, so equal subnets in two nets would still work; distinct ones just keep
+  // logs and rules from concurrent runs (other pids, worker threads) easy to tell apart.
   const subnetIndex = (process.pid * 16 + threadId * 4 + n) % SUBNET_COUNT;
   const subnetPrefix = `198.${18 + Math.floor(subnetIndex / 256)}.${subnetIndex % 256}`;
   const server: NetnsEndpoint = {
@@ -129,7 +136,11 @@ export async function createTestNet(): Promise<TestNet> {
     // exist in the host namespace and cannot collide with another test net.
     iface: `spk${n}s`,
   };
-  const client: NetnsEndpoint = { ns: `${NS_PREFIX}${id}-cli`, ip: `${subnetPrefix}.2`, iface: `spk${n}c` };
+  const client: NetnsEndpoint = {
+    ns: `${NS_PREFIX}${id}-cli`,
+    ip: `${subnetPrefix}.2`,
+    iface: `spk${n}c`,
+  };
 
   const net = new TestNetImpl(id, subnetPrefix, server, client);
   liveNets.add(net);
@@ -240,7 +251,8 @@ class TestNetImpl implements TestNet {
   }
 
   async addClientAddress(): Promise<string> {
-    if (this.nextClientHost > LAST_HOST) throw new Error(`test net ${this.id}: no client addresses left`);
+    if (this.nextClientHost > LAST_HOST)
+      throw new Error(`test net ${this.id}: no client addresses left`);
     const ip = `${this.subnetPrefix}.${this.nextClientHost++}`;
     await runIp(["-n", this.client.ns, "addr", "add", `${ip}/24`, "dev", this.client.iface]);
     return ip;
@@ -319,7 +331,8 @@ class TestNetImpl implements TestNet {
 
   private assertUsable(ns: string, argv: readonly string[]): void {
     if (this.destroying !== undefined) throw new Error(`test net ${this.id} is destroyed`);
-    if (!this.namespaces.includes(ns)) throw new Error(`namespace ${ns} is not part of test net ${this.id}`);
+    if (!this.namespaces.includes(ns))
+      throw new Error(`namespace ${ns} is not part of test net ${this.id}`);
     if (argv.length === 0) throw new TypeError("argv must name a command");
   }
 }
@@ -376,7 +389,14 @@ export async function sendUdp(
   opts: SourceOptions = {},
 ): Promise<void> {
   const bytes = typeof payload === "string" ? Buffer.from(payload, "utf8") : Buffer.from(payload);
-  const argv = [process.execPath, "-e", UDP_SEND_SCRIPT, toIp, String(port), bytes.toString("base64")];
+  const argv = [
+    process.execPath,
+    "-e",
+    UDP_SEND_SCRIPT,
+    toIp,
+    String(port),
+    bytes.toString("base64"),
+  ];
   if (opts.sourceIp !== undefined) argv.push(opts.sourceIp);
   await net.exec(fromNs, argv, { check: true });
 }
@@ -412,14 +432,14 @@ export async function startTcpListener(
   });
   const boundPort = await new Promise<number>((resolve, reject) => {
     let stdout = "";
-    const timer = setTimeout(() => fail(`no LISTENING line after ${timeoutMs} ms`), timeoutMs);
-    const onExit = (code: number | null) => fail(`exited early (code ${code})`);
-    function fail(why: string): void {
+    const fail = (why: string): void => {
       clearTimeout(timer);
       child.off("exit", onExit);
-      killQuietly(pid as number, "SIGKILL");
+      killQuietly(pid, "SIGKILL");
       reject(new Error(`TCP listener in ${ns} on port ${port}: ${why}: ${stderr.trim()}`));
-    }
+    };
+    const onExit = (code: number | null): void => fail(`exited early (code ${code})`);
+    const timer = setTimeout(() => fail(`no LISTENING line after ${timeoutMs} ms`), timeoutMs);
     child.once("exit", onExit);
     child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
       stdout += chunk;
@@ -436,10 +456,15 @@ export async function startTcpListener(
 
 async function runIp(args: readonly string[]): Promise<void> {
   await new Promise<void>((resolve, reject) => {
-    execFile("ip", args, { timeout: DEFAULT_EXEC_TIMEOUT_MS, encoding: "utf8" }, (err, _stdout, stderr) => {
-      if (err === null) resolve();
-      else reject(new Error(`ip ${args.join(" ")} failed: ${stderr.trim() || err.message}`));
-    });
+    execFile(
+      "ip",
+      args,
+      { timeout: DEFAULT_EXEC_TIMEOUT_MS, encoding: "utf8" },
+      (err, _stdout, stderr) => {
+        if (err === null) resolve();
+        else reject(new Error(`ip ${args.join(" ")} failed: ${stderr.trim() || err.message}`));
+      },
+    );
   });
 }
 
@@ -495,13 +520,93 @@ function withParentDeathSignal(argv: readonly string[]): readonly string[] {
   return setprivPath === null ? argv : [setprivPath, "--pdeathsig", "KILL", "--", ...argv];
 }
 
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on("exit", () => {
-    for (const net of liveNets) net.destroySync();
-    liveNets.clear();
+// Three layers, so an aborted run leaves no namespaces behind:
+// 1. process 'exit' and SIGTERM/SIGINT (vitest stops its forks with SIGTERM): synchronous teardown;
+// 2. a detached watchdog that notices this process is gone (its stdin pipe closes, even after a
+//    SIGKILL) and deletes every `spk-<our pid>-*` namespace and temporary directory;
+// 3. at the next run, namespaces of harness processes that no longer exist are swept.
+function installSafetyNets(): void {
+  if (safetyNetsInstalled) return;
+  safetyNetsInstalled = true;
+  process.on("exit", destroyAllSync);
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    process.once(signal, () => {
+      destroyAllSync();
+      // Re-raise so the default action (terminate) still happens, unless someone else handles it.
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+    });
+  }
+  const watchdog = spawn(process.execPath, ["-e", WATCHDOG_SCRIPT, String(process.pid), tmpdir()], {
+    stdio: ["pipe", "ignore", "ignore"],
+    detached: true,
   });
+  watchdog.on("error", () => {});
+  watchdog.unref();
+  (watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+  sweepStaleNamespaces();
+}
+
+function destroyAllSync(): void {
+  for (const net of liveNets) net.destroySync();
+  liveNets.clear();
+}
+
+// Runs as `node -e SCRIPT <pid> <tmpdir>`; waits for EOF on stdin, i.e. for <pid> to be gone.
+const WATCHDOG_SCRIPT = `
+const { execFileSync } = require("node:child_process");
+const fs = require("node:fs");
+const path = require("node:path");
+const [pid, tmp] = process.argv.slice(1);
+const prefix = "${NS_PREFIX}" + pid + "-";
+const run = (args) => { try { return execFileSync("ip", args, { encoding: "utf8" }); } catch { return ""; } };
+function cleanup() {
+  for (const line of run(["netns", "list"]).split("\\n")) {
+    const ns = line.split(" ")[0];
+    if (!ns || !ns.startsWith(prefix)) continue;
+    for (const p of run(["netns", "pids", ns]).split(/\\s+/)) {
+      if (/^\\d+$/.test(p)) { try { process.kill(Number(p), "SIGKILL"); } catch {} }
+    }
+    run(["netns", "del", ns]);
+  }
+  for (const name of fs.readdirSync(tmp)) {
+    if (name.startsWith(prefix)) fs.rmSync(path.join(tmp, name), { recursive: true, force: true });
+  }
+  process.exit(0);
+}
+process.stdin.on("end", cleanup);
+process.stdin.on("error", cleanup);
+process.stdin.resume();
+`;
+
+const HARNESS_NAMESPACE = /^spk-(\d+)-\d+-\d+-(?:srv|cli)$/;
+
+function sweepStaleNamespaces(): void {
+  let list = "";
+  try {
+    list = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
+  } catch {
+    return;
+  }
+  for (const line of list.split("\n")) {
+    const ns = line.split(" ")[0] ?? "";
+    const owner = HARNESS_NAMESPACE.exec(ns)?.[1];
+    if (owner === undefined || isAlive(Number(owner))) continue;
+    for (const pid of namespacePidsSync(ns)) killQuietly(pid, "SIGKILL");
+    try {
+      execFileSync("ip", ["netns", "del", ns], { stdio: "ignore" });
+    } catch {
+      // raced with another sweeper
+    }
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 function describeFailure(argv: readonly string[], result: ExecResult): string {

@@ -2,6 +2,7 @@
 // fwknopd 2.6.10: a knock produces an `_exp_` ACCEPT rule in FWKNOP_INPUT, a wrong HMAC key none.
 
 import { randomBytes } from "node:crypto";
+import { readFile, stat } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   fwknopClientSkipReason,
@@ -62,7 +63,18 @@ describe.skipIf(skipReason !== undefined)(
       // fwknopd put its jump to FWKNOP_INPUT at INPUT position 1; everything else is refused.
       await net.exec(
         net.server.ns,
-        ["iptables", "-w", "-A", "INPUT", "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"],
+        [
+          "iptables",
+          "-w",
+          "-A",
+          "INPUT",
+          "-p",
+          "tcp",
+          "-j",
+          "REJECT",
+          "--reject-with",
+          "tcp-reset",
+        ],
         { check: true },
       );
       await startTcpListener(net, net.server.ns, GUARDED_PORT);
@@ -73,9 +85,6 @@ describe.skipIf(skipReason !== undefined)(
     });
 
     it("keeps fwknopd's keys in a 0600 access.conf, never on its command line", async () => {
-      // Prepare
-      const { stat, readFile } = await import("node:fs/promises");
-
       // Act
       const mode = (await stat(fwknopd.accessPath)).mode & 0o777;
       const cmdline = await readFile(`/proc/${fwknopd.pid}/cmdline`, "utf8");
@@ -109,12 +118,16 @@ describe.skipIf(skipReason !== undefined)(
         from,
       );
       await fwknopd.waitForLog(
-        new RegExp(`Added access rule to FWKNOP_INPUT for ${ip} -> 0\\.0\\.0\\.0/0 tcp/22, expires at \\d+`),
+        new RegExp(
+          `Added access rule to FWKNOP_INPUT for ${ip} -> 0\\.0\\.0\\.0/0 tcp/22, expires at \\d+`,
+        ),
         10_000,
         from,
       );
       const rules = (await listFwknopRules(net)).map(parseFwknopRule);
-      const rule = rules.find((r) => r.source === `${net.client.ip}/32` && r.dport === GUARDED_PORT);
+      const rule = rules.find(
+        (r) => r.source === `${net.client.ip}/32` && r.dport === GUARDED_PORT,
+      );
       expect(rule, JSON.stringify(rules)).toMatchObject({ proto: "tcp", target: "ACCEPT" });
       expect(rule?.raw).toMatch(/-m comment --comment "?_exp_\d+/);
       expect(rule?.expiresAt).toBeGreaterThanOrEqual(before + FW_ACCESS_TIMEOUT);
@@ -128,8 +141,9 @@ describe.skipIf(skipReason !== undefined)(
       await net.setClientSourceAddress(extraIp);
       const from = fwknopd.mark();
       const connectOpts = { sourceIp: extraIp };
-      expect(await tcpConnect(net, net.client.ns, net.server.ip, GUARDED_PORT, 1_500, connectOpts))
-        .toBe(false);
+      expect(
+        await tcpConnect(net, net.client.ns, net.server.ip, GUARDED_PORT, 1_500, connectOpts),
+      ).toBe(false);
 
       // Act
       const client = await runFwknopClient(
@@ -142,11 +156,16 @@ describe.skipIf(skipReason !== undefined)(
       expect(client.code, client.stderr).toBe(0);
       const ip = escapeRegExp(extraIp);
       await fwknopd.waitForLog(new RegExp(`SPA Packet from IP: ${ip} received`), 10_000, from);
-      await fwknopd.waitForLog(new RegExp(`Added access rule to FWKNOP_INPUT for ${ip} `), 10_000, from);
+      await fwknopd.waitForLog(
+        new RegExp(`Added access rule to FWKNOP_INPUT for ${ip} `),
+        10_000,
+        from,
+      );
       const sources = (await listFwknopRules(net)).map((r) => parseFwknopRule(r).source);
       expect(sources).toContain(`${extraIp}/32`);
-      expect(await tcpConnect(net, net.client.ns, net.server.ip, GUARDED_PORT, 1_500, connectOpts))
-        .toBe(true);
+      expect(
+        await tcpConnect(net, net.client.ns, net.server.ip, GUARDED_PORT, 1_500, connectOpts),
+      ).toBe(true);
       await net.setClientSourceAddress(net.client.ip);
     });
 
@@ -164,7 +183,9 @@ describe.skipIf(skipReason !== undefined)(
       // Assess
       expect(wire).toMatch(/^[A-Za-z0-9+/]+$/);
       await fwknopd.waitForLog(
-        new RegExp(`Added access rule to FWKNOP_INPUT for ${escapeRegExp(net.client.ip)} .* tcp/2222`),
+        new RegExp(
+          `Added access rule to FWKNOP_INPUT for ${escapeRegExp(net.client.ip)} .* tcp/2222`,
+        ),
         10_000,
         from,
       );
