@@ -168,6 +168,11 @@ export function encodeMessage(input: SpaMessageInput): string {
     throw new SpaError("SPA_BAD_RANDOM");
   }
   validateUsername(input.username);
+  const usernameB64 = b64Encode(input.username);
+  // fwknopd (and decodePlaintext) refuse more than 64 base64 characters, i.e. 48 bytes.
+  if (usernameB64.length > MAX_SPA_USERNAME_B64_SIZE) {
+    throw new SpaError("SPA_BAD_USERNAME", "longer than 48 bytes, which fwknopd refuses");
+  }
   if (!Number.isSafeInteger(input.timestamp) || input.timestamp < 0) {
     throw new SpaError("SPA_BAD_TIMESTAMP");
   }
@@ -178,7 +183,7 @@ export function encodeMessage(input: SpaMessageInput): string {
   validateMessageBody(input.messageType, input.message);
   const fields = [
     input.randomValue,
-    b64Encode(input.username),
+    usernameB64,
     String(input.timestamp),
     input.version ?? FKO_PROTOCOL_VERSION,
     String(input.messageType),

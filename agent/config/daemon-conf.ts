@@ -1,0 +1,268 @@
+/**
+ * fwknopd.conf, fwknop's format (SPA-PROTOCOL.md section 8.2), read into spaknockd's settings.
+ * fwknop keywords that change what spaknockd does are honoured; ones it knows but does not act
+ * on are reported once as ignored; anything else stops startup with `file:line: what is wrong`.
+ */
+import {
+  type ConfLine,
+  confError,
+  DEFAULT_SPA_PORT,
+  isValidIpv4,
+  type ProtoPort,
+  parseBoundedInt,
+  parseProtoPort,
+  parseYesNo,
+} from "../../core/index.js";
+
+export type FirewallBackendName = "nftables" | "iptables" | "auto";
+
+export interface DaemonSettings {
+  readonly capture: "udp" | "pcap";
+  readonly udpListenAddress: string;
+  readonly udpPort: number;
+  readonly pcapInterface: string;
+  readonly pcapFilter: string;
+  readonly pcapPromiscuous: boolean;
+  readonly pcapSnapLength: number;
+  /** Seconds, or null when ENABLE_SPA_PACKET_AGING is N. */
+  readonly maxPacketAge: number | null;
+  /** null when ENABLE_DIGEST_PERSISTENCE is N (no replay protection, as in fwknopd). */
+  readonly digestFile: string | null;
+  readonly runDir: string;
+  /** null: `<runDir>/spaknockd.pid`. */
+  readonly pidFile: string | null;
+  readonly accessFile: string | null;
+  readonly syslogIdentity: string;
+  readonly syslogFacility: string;
+  readonly verbose: boolean;
+  readonly firewallBackend: FirewallBackendName;
+  /** Ports spaknock's nftables table keeps closed; null: the union of the stanzas' OPEN_PORTS. */
+  readonly guardPorts: readonly ProtoPort[] | null;
+  readonly nftTable: string;
+  readonly iptablesChain: string;
+  readonly flushAtInit: boolean;
+  readonly flushAtExit: boolean;
+  readonly emailAddresses: readonly string[];
+  readonly smtp: {
+    readonly host: string;
+    readonly port: number;
+    readonly from: string;
+    readonly secure: boolean;
+  };
+  readonly notifyExec: string | null;
+}
+
+export const DAEMON_DEFAULTS: DaemonSettings = {
+  capture: "udp",
+  udpListenAddress: "0.0.0.0",
+  udpPort: DEFAULT_SPA_PORT,
+  pcapInterface: "eth0",
+  pcapFilter: `udp port ${DEFAULT_SPA_PORT}`,
+  pcapPromiscuous: false,
+  pcapSnapLength: 1500,
+  maxPacketAge: 120,
+  digestFile: "/var/lib/spaknock/digest.cache",
+  runDir: "/run/spaknock",
+  pidFile: null,
+  accessFile: null,
+  syslogIdentity: "spaknockd",
+  syslogFacility: "LOG_DAEMON",
+  verbose: false,
+  firewallBackend: "auto",
+  guardPorts: null,
+  nftTable: "spaknock",
+  iptablesChain: "SPAKNOCK_INPUT",
+  flushAtInit: true,
+  flushAtExit: true,
+  emailAddresses: [],
+  smtp: { host: "localhost", port: 25, from: "spaknockd@localhost", secure: false },
+  notifyExec: null,
+};
+
+/** fwknopd.conf keywords spaknockd reads but does not act on. */
+export const IGNORED_DAEMON_KEYWORDS = new Set(
+  (
+    "ENABLE_TCP_SERVER TCPSERV_PORT ENABLE_SPA_OVER_HTTP ENABLE_X_FORWARDED_FOR ENABLE_IPT_FORWARDING " +
+    "ENABLE_IPT_LOCAL_NAT ENABLE_IPT_SNAT SNAT_TRANSLATE_IP ENABLE_IPT_OUTPUT IPT_INPUT_ACCESS " +
+    "IPT_FORWARD_ACCESS IPT_DNAT_ACCESS IPT_SNAT_ACCESS IPT_MASQUERADE_ACCESS IPT_OUTPUT_ACCESS " +
+    "ENABLE_IPT_COMMENT_CHECK ENABLE_RULE_PREPEND ENABLE_DESTINATION_RULE ENABLE_NAT_DNS " +
+    "RULES_CHECK_THRESHOLD FWKNOP_CONF_DIR ACCESS_FOLDER FIREWALL_EXE LOCALE " +
+    "ENABLE_PCAP_ANY_DIRECTION PCAP_DISPATCH_COUNT PCAP_LOOP_SLEEP PCAP_FILE EXIT_AT_INTF_DOWN " +
+    "ENABLE_NFQ_CAPTURE NFQ_INTERFACE NFQ_PORT NFQ_QUEUE_NUMBER NFQ_TABLE NFQ_CHAIN NFQ_LOOP_SLEEP " +
+    "ENABLE_EXTERNAL_CMDS EXTERNAL_CMD_OPEN EXTERNAL_CMD_CLOSE EXTERNAL_CMD_ALARM ENABLE_EXT_CMD_PREFIX " +
+    "EXT_CMD_PREFIX GPG_HOME_DIR GPG_EXE SUDO_EXE DIGEST_DB_FILE ENABLE_FIREWD_FORWARDING " +
+    "ENABLE_FIREWD_LOCAL_NAT ENABLE_FIREWD_SNAT ENABLE_FIREWD_OUTPUT ENABLE_FIREWD_COMMENT_CHECK " +
+    "FIREWD_INPUT_ACCESS FIREWD_FORWARD_ACCESS FIREWD_DNAT_ACCESS FIREWD_SNAT_ACCESS " +
+    "FIREWD_MASQUERADE_ACCESS FIREWD_OUTPUT_ACCESS FLUSH_FIREWD_AT_INIT FLUSH_FIREWD_AT_EXIT " +
+    "FLUSH_IPFW_AT_INIT FLUSH_IPFW_AT_EXIT IPFW_START_RULE_NUM IPFW_MAX_RULES IPFW_ACTIVE_SET_NUM " +
+    "IPFW_EXPIRE_SET_NUM IPFW_EXPIRE_PURGE_INTERVAL IPFW_ADD_CHECK_STATE PF_ANCHOR_NAME PF_EXPIRE_INTERVAL " +
+    "ENABLE_TCP_SERVER"
+  ).split(/\s+/),
+);
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+function expandVariables(lines: readonly ConfLine[]): ConfLine[] {
+  const seen = new Map<string, string>();
+  return lines.map((l) => {
+    const value = l.value.replace(/\$([A-Z_][A-Z0-9_]*)/g, (_m, name: string) => {
+      const v = seen.get(name);
+      if (v === undefined) throw confError(l, `$${name} is not defined above this line`);
+      return v;
+    });
+    seen.set(l.keyword, value);
+    return { ...l, value };
+  });
+}
+
+function parsePortList(l: ConfLine): ProtoPort[] {
+  try {
+    return l.value.split(",").map((s) => parseProtoPort(s.trim().toLowerCase()));
+  } catch {
+    throw confError(l, `${l.keyword} must be a list of tcp/PORT or udp/PORT`);
+  }
+}
+
+function requireValue(l: ConfLine): string {
+  if (l.value === "") throw confError(l, `${l.keyword} needs a value`);
+  return l.value;
+}
+
+/** Reads fwknopd.conf lines into settings; `ignored` is told once per ignored keyword. */
+export function parseDaemonConf(
+  rawLines: readonly ConfLine[],
+  ignored: (line: ConfLine) => void,
+): DaemonSettings {
+  const smtp: Mutable<DaemonSettings["smtp"]> = { ...DAEMON_DEFAULTS.smtp };
+  const s: Mutable<DaemonSettings> = { ...DAEMON_DEFAULTS, smtp };
+  let aging = true;
+  let maxAge = 120;
+  let persistence = true;
+  let digestFile: string | null = null;
+  const reported = new Set<string>();
+  for (const l of expandVariables(rawLines)) {
+    if (l.value === "__CHANGEME__")
+      throw confError(l, `${l.keyword} still has the placeholder __CHANGEME__`);
+    switch (l.keyword) {
+      case "PCAP_INTF":
+        s.pcapInterface = requireValue(l);
+        break;
+      case "PCAP_FILTER":
+        s.pcapFilter = requireValue(l);
+        break;
+      case "ENABLE_PCAP_PROMISC":
+        s.pcapPromiscuous = parseYesNo(l.value);
+        break;
+      case "MAX_SNIFF_BYTES":
+        s.pcapSnapLength = parseBoundedInt(l, 100, 65535);
+        break;
+      case "ENABLE_UDP_SERVER":
+        s.capture = parseYesNo(l.value) ? "udp" : "pcap";
+        break;
+      case "UDPSERV_PORT":
+        s.udpPort = parseBoundedInt(l, 1, 65535);
+        break;
+      case "UDPSERV_ADDRESS":
+        if (!isValidIpv4(l.value)) throw confError(l, "UDPSERV_ADDRESS must be an IPv4 address");
+        s.udpListenAddress = l.value;
+        break;
+      case "ENABLE_SPA_PACKET_AGING":
+        aging = parseYesNo(l.value);
+        break;
+      case "MAX_SPA_PACKET_AGE":
+        maxAge = parseBoundedInt(l, 1, 100000);
+        break;
+      case "ENABLE_DIGEST_PERSISTENCE":
+        persistence = parseYesNo(l.value);
+        break;
+      case "DIGEST_FILE":
+        digestFile = requireValue(l);
+        break;
+      case "FWKNOP_RUN_DIR":
+        s.runDir = requireValue(l);
+        break;
+      case "FWKNOP_PID_FILE":
+        s.pidFile = requireValue(l);
+        break;
+      case "ACCESS_FILE":
+        s.accessFile = requireValue(l);
+        break;
+      case "SYSLOG_IDENTITY":
+        s.syslogIdentity = requireValue(l);
+        break;
+      case "SYSLOG_FACILITY":
+        if (!/^LOG_(DAEMON|LOCAL[0-7]|AUTH|AUTHPRIV|USER)$/.test(l.value)) {
+          throw confError(
+            l,
+            "SYSLOG_FACILITY must be LOG_DAEMON, LOG_LOCAL0..7, LOG_AUTH(PRIV) or LOG_USER",
+          );
+        }
+        s.syslogFacility = l.value;
+        break;
+      case "VERBOSE":
+        s.verbose = parseYesNo(l.value) || /^[1-9]/.test(l.value);
+        break;
+      case "FLUSH_IPT_AT_INIT":
+        s.flushAtInit = parseYesNo(l.value);
+        break;
+      case "FLUSH_IPT_AT_EXIT":
+        s.flushAtExit = parseYesNo(l.value);
+        break;
+      case "FIREWALL_BACKEND":
+        if (!["nftables", "iptables", "auto"].includes(l.value)) {
+          throw confError(l, "FIREWALL_BACKEND must be nftables, iptables or auto");
+        }
+        s.firewallBackend = l.value as FirewallBackendName;
+        break;
+      case "GUARD_PORTS":
+        s.guardPorts = parsePortList(l);
+        break;
+      case "NFT_TABLE":
+        if (!/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(l.value))
+          throw confError(l, "NFT_TABLE: letters, digits, _");
+        s.nftTable = l.value;
+        break;
+      case "IPT_CHAIN":
+        if (!/^[A-Za-z][A-Za-z0-9_]{0,27}$/.test(l.value))
+          throw confError(l, "IPT_CHAIN: letters, digits, _");
+        s.iptablesChain = l.value;
+        break;
+      case "EMAIL_ADDRESSES":
+        s.emailAddresses = l.value
+          .split(/[,\s]+/)
+          .filter((a) => a.length > 0)
+          .map((a) => {
+            if (!/^[^@\s]+@[^@\s]+$/.test(a)) throw confError(l, `"${a}" is not an email address`);
+            return a;
+          });
+        break;
+      case "SMTP_HOST":
+        smtp.host = requireValue(l);
+        break;
+      case "SMTP_PORT":
+        smtp.port = parseBoundedInt(l, 1, 65535);
+        break;
+      case "SMTP_FROM":
+        smtp.from = requireValue(l);
+        break;
+      case "SMTP_TLS":
+        smtp.secure = parseYesNo(l.value);
+        break;
+      case "NOTIFY_EXEC":
+        if (!l.value.startsWith("/")) throw confError(l, "NOTIFY_EXEC must be an absolute path");
+        s.notifyExec = l.value;
+        break;
+      default:
+        if (!IGNORED_DAEMON_KEYWORDS.has(l.keyword))
+          throw confError(l, `unknown keyword ${l.keyword}`);
+        if (!reported.has(l.keyword)) ignored(l);
+        reported.add(l.keyword);
+    }
+  }
+  s.maxPacketAge = aging ? maxAge : null;
+  s.digestFile = persistence
+    ? (digestFile ??
+      `${s.runDir === DAEMON_DEFAULTS.runDir ? "/var/lib/spaknock" : s.runDir}/digest.cache`)
+    : null;
+  return s;
+}

@@ -1,0 +1,231 @@
+/**
+ * spaknockd's run loop: datagrams in, the core knock pipeline, one log line each, grants opened
+ * through the firewall backend, closes scheduled, notifications sent. Never answers a sender,
+ * never throws on a packet.
+ */
+import {
+  type AccessStanza,
+  type Grant,
+  type KnockOutcome,
+  knock,
+  type Notifier,
+  type OpenRule,
+  type ReplayCache,
+  type SpaErrorCode,
+} from "../core/index.js";
+import type { Capture, Datagram } from "./capture/datagram.js";
+import type { Log } from "./log.js";
+import type { ManagedFirewall } from "./managed-firewall.js";
+
+export interface DaemonParts {
+  stanzas: readonly AccessStanza[];
+  maxPacketAge: number | null;
+  readonly firewall: ManagedFirewall;
+  readonly replay: ReplayCache | null;
+  readonly capture: Capture;
+  readonly notifiers: readonly Notifier[];
+  readonly log: Log;
+  readonly nowMs?: () => number;
+  /** Backstop sweep for backends the kernel does not expire (iptables). */
+  readonly sweepIntervalMs?: number;
+  readonly flushAtExit: boolean;
+}
+
+/** Packets that passed the precheck and wait for crypto or the firewall: bounded under flood. */
+const MAX_IN_FLIGHT = 512;
+/** Refusal lines logged per second before the rest are summarised. */
+const REFUSAL_LOG_BUDGET = 50;
+
+const portKey = (ip: string, p: { proto: string; port: number }) => `${ip} ${p.proto}/${p.port}`;
+
+export class Spaknockd {
+  private inFlight = 0;
+  /** For each open source+port, the grant that currently owns it and when it closes. */
+  private readonly open = new Map<string, { grant: Grant; timer: NodeJS.Timeout }>();
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private summaryTimer: NodeJS.Timeout | null = null;
+  private refusalsLogged = 0;
+  private readonly suppressed = new Map<SpaErrorCode | "OVERLOAD", number>();
+  readonly stats = { received: 0, granted: 0, refused: 0, dropped: 0 };
+  private readonly nowMs: () => number;
+
+  constructor(private readonly parts: DaemonParts) {
+    this.nowMs = parts.nowMs ?? (() => Date.now());
+  }
+
+  private now(): number {
+    return Math.floor(this.nowMs() / 1000);
+  }
+
+  async start(): Promise<void> {
+    const { firewall, log } = this.parts;
+    await firewall.setup();
+    const removed = await firewall.removeExpired(this.now());
+    for (const r of removed)
+      log.info(`removed ${firewall.label} ${ruleText(r)}: expired while spaknockd was down`);
+    for (const r of await firewall.list()) this.adoptSurvivingRule(r);
+    if (!firewall.kernelExpires) {
+      this.sweepTimer = setInterval(() => void this.sweep(), this.parts.sweepIntervalMs ?? 5_000);
+      this.sweepTimer.unref();
+    }
+    this.summaryTimer = setInterval(() => this.flushRefusalSummary(), 1_000);
+    this.summaryTimer.unref();
+    await this.parts.capture.start((d) => this.onDatagram(d));
+  }
+
+  /** A grant from before a restart: keep closing it on time, without its user (unknown now). */
+  private adoptSurvivingRule(r: OpenRule): void {
+    if (r.expiresAt === null) return;
+    const grant: Grant = {
+      sourceIp: r.sourceIp,
+      ports: [r.port],
+      username: "(before restart)",
+      openedAt: this.now(),
+      expiresAt: r.expiresAt,
+      timeoutSec: Math.max(0, r.expiresAt - this.now()),
+      stanza: 0,
+    };
+    this.scheduleClose(grant);
+    this.parts.log.info(
+      `kept ${this.parts.firewall.label} ${ruleText(r)}, ${grant.timeoutSec} sec left`,
+    );
+  }
+
+  /** Swaps in a new access configuration (SIGHUP); packets in flight finish with the old one. */
+  reload(stanzas: readonly AccessStanza[], maxPacketAge: number | null): void {
+    this.parts.stanzas = stanzas;
+    this.parts.maxPacketAge = maxPacketAge;
+  }
+
+  onDatagram(d: Datagram): void {
+    this.stats.received++;
+    if (this.inFlight >= MAX_IN_FLIGHT) {
+      this.stats.dropped++;
+      this.noteRefusal("OVERLOAD", null);
+      return;
+    }
+    this.inFlight++;
+    knock(d, this.parts, { maxPacketAge: this.parts.maxPacketAge })
+      .then((outcome) => this.afterKnock(d, outcome))
+      .catch((err) =>
+        this.parts.log.error(`internal error on packet from ${d.sourceIp}: ${String(err)}`),
+      )
+      .finally(() => {
+        this.inFlight--;
+      });
+  }
+
+  private afterKnock(d: Datagram, outcome: KnockOutcome): void {
+    const { log, firewall } = this.parts;
+    if (!outcome.granted) {
+      this.stats.refused++;
+      const stanza = outcome.stanza ? ` (stanza #${outcome.stanza.index})` : "";
+      const user = outcome.username ? `, remote user: ${outcome.username}` : "";
+      this.noteRefusal(
+        outcome.code,
+        `refused SPA packet from ${d.sourceIp}:${d.sourcePort}${user}${stanza}: ${outcome.code} (${outcome.detail})`,
+      );
+      return;
+    }
+    this.stats.granted++;
+    const { grant, stanza, message } = outcome;
+    log.info(
+      `received valid SPA packet from: ${d.sourceIp}, remote user: ${message.username}, ` +
+        `client version: ${message.version} (SOURCE line num: ${stanza.origin.line})`,
+    );
+    for (const p of grant.ports) {
+      log.info(
+        `add ${firewall.label} ${grant.sourceIp} -> 0.0.0.0/0(${p.proto}/${p.port}) ACCEPT rule ${grant.timeoutSec} sec`,
+      );
+    }
+    this.scheduleClose(grant);
+    this.notify("opened", grant);
+  }
+
+  private noteRefusal(code: SpaErrorCode | "OVERLOAD", line: string | null): void {
+    if (line !== null && this.refusalsLogged < REFUSAL_LOG_BUDGET) {
+      this.refusalsLogged++;
+      this.parts.log.warning(line);
+      return;
+    }
+    this.suppressed.set(code, (this.suppressed.get(code) ?? 0) + 1);
+  }
+
+  private flushRefusalSummary(): void {
+    this.refusalsLogged = 0;
+    if (this.suppressed.size === 0) return;
+    const parts = [...this.suppressed].map(([code, n]) => `${code}: ${n}`).join(", ");
+    this.parts.log.warning(`refused packets not logged one by one in the last second: ${parts}`);
+    this.suppressed.clear();
+  }
+
+  private notify(event: "opened" | "closed", grant: Grant): void {
+    for (const n of this.parts.notifiers) {
+      n[event](grant).catch((err) => {
+        // A notification failure never blocks or undoes a grant.
+        this.parts.log.warning(
+          `notification (${event}) for ${grant.sourceIp} failed: ${String(err)}`,
+        );
+      });
+    }
+  }
+
+  private scheduleClose(grant: Grant): void {
+    for (const p of grant.ports) {
+      const key = portKey(grant.sourceIp, p);
+      const previous = this.open.get(key);
+      if (previous) clearTimeout(previous.timer);
+      const delay = Math.max(0, grant.expiresAt * 1000 - this.nowMs());
+      const timer = setTimeout(() => void this.expire(key, grant), delay);
+      this.open.set(key, { grant, timer });
+    }
+  }
+
+  private async expire(key: string, grant: Grant): Promise<void> {
+    if (this.open.get(key)?.grant !== grant) return; // refreshed by a later knock
+    this.open.delete(key);
+    const { firewall, log } = this.parts;
+    try {
+      if (!firewall.kernelExpires) await firewall.removeExpired(this.now());
+    } catch (err) {
+      log.error(`could not remove expired rule ${key}: ${String(err)} (the next sweep retries)`);
+      return;
+    }
+    const port = key.split(" ")[1];
+    log.info(
+      `removed ${firewall.label} ${grant.sourceIp} -> 0.0.0.0/0(${port}) ACCEPT rule ${grant.timeoutSec} sec timeout exceeded`,
+    );
+    const stillOpen = grant.ports.some(
+      (p) => this.open.get(portKey(grant.sourceIp, p))?.grant === grant,
+    );
+    if (!stillOpen && grant.stanza > 0) this.notify("closed", grant);
+  }
+
+  private async sweep(): Promise<void> {
+    try {
+      const removed = await this.parts.firewall.removeExpired(this.now());
+      for (const r of removed)
+        this.parts.log.info(`removed ${this.parts.firewall.label} ${ruleText(r)} (sweep)`);
+    } catch (err) {
+      this.parts.log.error(`expiry sweep failed: ${String(err)}`);
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.parts.capture.stop();
+    for (const { timer } of this.open.values()) clearTimeout(timer);
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    if (this.summaryTimer) clearInterval(this.summaryTimer);
+    this.flushRefusalSummary();
+    if (this.parts.flushAtExit) {
+      await this.parts.firewall.removeAllGrants();
+      if (this.open.size > 0)
+        this.parts.log.info(`removed ${this.open.size} open grant(s) at exit`);
+    }
+    this.open.clear();
+  }
+}
+
+export function ruleText(r: OpenRule): string {
+  return `${r.sourceIp} -> 0.0.0.0/0(${r.port.proto}/${r.port.port})`;
+}

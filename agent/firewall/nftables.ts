@@ -1,0 +1,173 @@
+/**
+ * The nftables backend. spaknock owns one table (`inet spaknock` by default):
+ *
+ *   - `allow_tcp` / `allow_udp`: sets of `ipv4_addr . inet_service` with per-element timeouts, so
+ *     the kernel itself ends a grant on time even if the daemon is dead;
+ *   - `guard_tcp` / `guard_udp`: the ports spaknock keeps closed;
+ *   - an input chain: established/related accept (open sessions outlive their grant), granted
+ *     source+port accept, guarded port drop.
+ *
+ * An accept here cannot overrule a drop in another table, so the table guards its ports itself and
+ * needs no other rule. Every change is one `nft -f -` transaction.
+ */
+import type { Grant, OpenRule, ProtoPort } from "../../core/index.js";
+import type { ManagedFirewall } from "../managed-firewall.js";
+import type { CommandRunner } from "./command-runner.js";
+
+export interface NftablesOptions {
+  readonly table: string;
+  readonly guardPorts: readonly ProtoPort[];
+  readonly nftPath?: string;
+}
+
+const set = (kind: "allow" | "guard", proto: "tcp" | "udp") => `${kind}_${proto}`;
+
+/** The whole table, idempotent: re-running it replaces the chain's rules and the guard sets. */
+export function nftSetupScript(table: string, guardPorts: readonly ProtoPort[]): string {
+  const t = `inet ${table}`;
+  const lines = [
+    `add table ${t}`,
+    `add set ${t} allow_tcp { type ipv4_addr . inet_service; flags timeout; }`,
+    `add set ${t} allow_udp { type ipv4_addr . inet_service; flags timeout; }`,
+    `add set ${t} guard_tcp { type inet_service; }`,
+    `add set ${t} guard_udp { type inet_service; }`,
+    `add chain ${t} input { type filter hook input priority -10; policy accept; }`,
+    `flush chain ${t} input`,
+    `flush set ${t} guard_tcp`,
+    `flush set ${t} guard_udp`,
+  ];
+  for (const proto of ["tcp", "udp"] as const) {
+    const ports = [...new Set(guardPorts.filter((p) => p.proto === proto).map((p) => p.port))];
+    if (ports.length > 0)
+      lines.push(`add element ${t} ${set("guard", proto)} { ${ports.join(", ")} }`);
+  }
+  lines.push(
+    `add rule ${t} input ct state established,related accept`,
+    `add rule ${t} input ip saddr . tcp dport @allow_tcp accept`,
+    `add rule ${t} input ip saddr . udp dport @allow_udp accept`,
+    `add rule ${t} input tcp dport @guard_tcp drop`,
+    `add rule ${t} input udp dport @guard_udp drop`,
+  );
+  return `${lines.join("\n")}\n`;
+}
+
+/**
+ * Opens or refreshes every port of a grant in one transaction. `add` alone would leave an
+ * existing element's old timeout in place, so each element is added (a no-op if present),
+ * deleted and added again with the new timeout: atomic, so the door never blinks shut.
+ */
+export function nftGrantScript(table: string, grant: Grant): string {
+  const lines: string[] = [];
+  for (const p of grant.ports) {
+    const target = `inet ${table} ${set("allow", p.proto)}`;
+    const element = `${grant.sourceIp} . ${p.port}`;
+    lines.push(
+      `add element ${target} { ${element} timeout ${grant.timeoutSec}s }`,
+      `delete element ${target} { ${element} }`,
+      `add element ${target} { ${element} timeout ${grant.timeoutSec}s }`,
+    );
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+/** Removes a grant's elements if present (the add makes the delete safe when they are gone). */
+export function nftRevokeScript(table: string, grant: Grant): string {
+  const lines: string[] = [];
+  for (const p of grant.ports) {
+    const target = `inet ${table} ${set("allow", p.proto)}`;
+    const element = `${grant.sourceIp} . ${p.port}`;
+    lines.push(
+      `add element ${target} { ${element} timeout 1s }`,
+      `delete element ${target} { ${element} }`,
+    );
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+interface NftJsonSet {
+  set?: {
+    name?: string;
+    elem?: { elem?: { val?: { concat?: [string, number] }; expires?: number } }[];
+  };
+}
+
+/** Parses `nft -j list table inet <table>` into open rules. */
+export function parseNftTableJson(json: string, nowSec: number): OpenRule[] {
+  const doc = JSON.parse(json) as { nftables?: NftJsonSet[] };
+  const out: OpenRule[] = [];
+  for (const item of doc.nftables ?? []) {
+    const name = item.set?.name;
+    if (name !== "allow_tcp" && name !== "allow_udp") continue;
+    for (const e of item.set?.elem ?? []) {
+      const concat = e.elem?.val?.concat;
+      if (!concat) continue;
+      out.push({
+        sourceIp: concat[0],
+        port: { proto: name === "allow_tcp" ? "tcp" : "udp", port: concat[1] },
+        expiresAt: e.elem?.expires === undefined ? null : nowSec + e.elem.expires,
+      });
+    }
+  }
+  return out;
+}
+
+export class NftablesFirewall implements ManagedFirewall {
+  readonly kernelExpires = true;
+  readonly label: string;
+  private readonly nft: string;
+
+  constructor(
+    private readonly runner: CommandRunner,
+    private readonly options: NftablesOptions,
+    private readonly nowSec: () => number = () => Math.floor(Date.now() / 1000),
+  ) {
+    this.nft = options.nftPath ?? "nft";
+    this.label = `inet ${options.table}`;
+  }
+
+  /** The kernel already dropped them; nothing to do. */
+  async removeExpired(): Promise<OpenRule[]> {
+    return [];
+  }
+
+  /** Creates or updates the table; existing grants survive (the sets are never re-created). */
+  async setup(): Promise<void> {
+    await this.runner.run(
+      [this.nft, "-f", "-"],
+      nftSetupScript(this.options.table, this.options.guardPorts),
+    );
+  }
+
+  async open(grant: Grant): Promise<void> {
+    await this.runner.run([this.nft, "-f", "-"], nftGrantScript(this.options.table, grant));
+  }
+
+  async close(grant: Grant): Promise<void> {
+    await this.runner.run([this.nft, "-f", "-"], nftRevokeScript(this.options.table, grant));
+  }
+
+  async list(): Promise<OpenRule[]> {
+    const t = this.options.table;
+    try {
+      const { stdout } = await this.runner.run([this.nft, "-j", "list", "table", "inet", t]);
+      return parseNftTableJson(stdout, this.nowSec());
+    } catch {
+      return []; // no table: nothing open
+    }
+  }
+
+  /** Removes every grant, keeping the guard: ports stay closed. */
+  async removeAllGrants(): Promise<void> {
+    const t = `inet ${this.options.table}`;
+    await this.runner.run(
+      [this.nft, "-f", "-"],
+      `flush set ${t} allow_tcp\nflush set ${t} allow_udp\n`,
+    );
+  }
+
+  /** Removes everything spaknock added, guard included (`--fw-flush`). */
+  async removeAll(): Promise<void> {
+    const t = `inet ${this.options.table}`;
+    await this.runner.run([this.nft, "-f", "-"], `add table ${t}\ndelete table ${t}\n`);
+  }
+}

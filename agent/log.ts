@@ -1,0 +1,70 @@
+/**
+ * spaknockd's log: one line per event. With `-f`, plain lines on stderr; otherwise syslog through
+ * one long-lived `logger` process (Node has no datagram Unix sockets), which journald also reads.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+
+export type LogLevel = "error" | "warning" | "info" | "debug";
+
+export interface Log {
+  error(message: string): void;
+  warning(message: string): void;
+  info(message: string): void;
+  debug(message: string): void;
+  close(): void;
+}
+
+const SYSLOG_SEVERITY: Record<LogLevel, number> = { error: 3, warning: 4, info: 6, debug: 7 };
+const FACILITY: Record<string, number> = {
+  LOG_USER: 1,
+  LOG_DAEMON: 3,
+  LOG_AUTH: 4,
+  LOG_AUTHPRIV: 10,
+  ...Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`LOG_LOCAL${i}`, 16 + i])),
+};
+
+function makeLog(
+  write: (level: LogLevel, message: string) => void,
+  verbose: boolean,
+  close: () => void,
+): Log {
+  return {
+    error: (m) => write("error", m),
+    warning: (m) => write("warning", m),
+    info: (m) => write("info", m),
+    debug: (m) => {
+      if (verbose) write("debug", m);
+    },
+    close,
+  };
+}
+
+export function stderrLog(verbose: boolean, stream: NodeJS.WritableStream = process.stderr): Log {
+  return makeLog(
+    (level, message) => {
+      const prefix = level === "info" ? "" : `[${level}] `;
+      stream.write(`${new Date().toISOString()} ${prefix}${message}\n`);
+    },
+    verbose,
+    () => {},
+  );
+}
+
+export function syslogLog(identity: string, facility: string, verbose: boolean): Log {
+  const fac = FACILITY[facility] ?? 3;
+  let logger: ChildProcess | null = spawn("logger", ["--prio-prefix", "-t", identity], {
+    stdio: ["pipe", "ignore", "inherit"],
+  });
+  logger.on("error", () => {
+    logger = null;
+  });
+  return makeLog(
+    (level, message) => {
+      const line = `<${fac * 8 + SYSLOG_SEVERITY[level]}>${message.replace(/\n/g, " ")}\n`;
+      if (logger?.stdin?.writable) logger.stdin.write(line);
+      else process.stderr.write(line);
+    },
+    verbose,
+    () => logger?.stdin?.end(),
+  );
+}

@@ -1,0 +1,31 @@
+/** What the daemon needs from a firewall backend beyond core's Firewall port. */
+import type { Firewall, Grant, OpenRule } from "../core/index.js";
+
+export interface ManagedFirewall extends Firewall {
+  /** e.g. "inet spaknock" or "SPAKNOCK_INPUT", for log lines. */
+  readonly label: string;
+  /** True when the kernel removes expired grants by itself (nftables set timeouts). */
+  readonly kernelExpires: boolean;
+  setup(): Promise<void>;
+  /** Removes grants whose expiry has passed; returns what it removed. */
+  removeExpired(nowSec: number): Promise<OpenRule[]>;
+  removeAllGrants(): Promise<void>;
+  removeAll(): Promise<void>;
+}
+
+/** `fwknopd -t`: decide and log, change nothing. */
+export class DryRunFirewall implements ManagedFirewall {
+  readonly label = "test-mode (no firewall change)";
+  readonly kernelExpires = true;
+  async setup(): Promise<void> {}
+  async open(_grant: Grant): Promise<void> {}
+  async close(_grant: Grant): Promise<void> {}
+  async list(): Promise<OpenRule[]> {
+    return [];
+  }
+  async removeExpired(): Promise<OpenRule[]> {
+    return [];
+  }
+  async removeAllGrants(): Promise<void> {}
+  async removeAll(): Promise<void> {}
+}

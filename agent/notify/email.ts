@@ -1,0 +1,47 @@
+/** Email on open and close (EMAIL_ADDRESSES), over SMTP with nodemailer. */
+import { createTransport, type Transporter } from "nodemailer";
+import type { Grant, Notifier } from "../../core/index.js";
+import { describeGrant } from "./describe-grant.js";
+
+export interface EmailOptions {
+  readonly to: readonly string[];
+  readonly from: string;
+  readonly host: string;
+  readonly port: number;
+  readonly secure: boolean;
+  readonly hostname: string;
+}
+
+export class EmailNotifier implements Notifier {
+  private readonly transport: Transporter;
+
+  constructor(private readonly options: EmailOptions) {
+    this.transport = createTransport({
+      host: options.host,
+      port: options.port,
+      secure: options.secure,
+      // Without TLS configured, do not try STARTTLS against a local relay that may not offer it.
+      ignoreTLS: !options.secure,
+      connectionTimeout: 5_000,
+      greetingTimeout: 5_000,
+      socketTimeout: 10_000,
+    });
+  }
+
+  private async send(subject: string, grant: Grant): Promise<void> {
+    await this.transport.sendMail({
+      from: this.options.from,
+      to: [...this.options.to],
+      subject: `[spaknockd ${this.options.hostname}] ${subject}`,
+      text: `${describeGrant(grant)}\n`,
+    });
+  }
+
+  opened(grant: Grant): Promise<void> {
+    return this.send(`opened ${grant.sourceIp} for ${grant.username}`, grant);
+  }
+
+  closed(grant: Grant): Promise<void> {
+    return this.send(`closed ${grant.sourceIp} for ${grant.username}`, grant);
+  }
+}
