@@ -223,6 +223,7 @@ export class Spaknockd {
         this.parts.log.info(`removed ${this.open.size} open grant(s) at exit`);
     }
     this.open.clear();
+    this.parts.firewall.shutdown?.();
   }
 }
 

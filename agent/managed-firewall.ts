@@ -11,6 +11,8 @@ export interface ManagedFirewall extends Firewall {
   removeExpired(nowSec: number): Promise<OpenRule[]>;
   removeAllGrants(): Promise<void>;
   removeAll(): Promise<void>;
+  /** Releases helper processes (the interactive nft session). */
+  shutdown?(): void;
 }
 
 /** `fwknopd -t`: decide and log, change nothing. */

@@ -13,11 +13,14 @@
 import type { Grant, OpenRule, ProtoPort } from "../../core/index.js";
 import type { ManagedFirewall } from "../managed-firewall.js";
 import type { CommandRunner } from "./command-runner.js";
+import { NftSession } from "./nft-session.js";
 
 export interface NftablesOptions {
   readonly table: string;
   readonly guardPorts: readonly ProtoPort[];
   readonly nftPath?: string;
+  /** Apply grants through a long-lived `nft -i` (fast path); default true. */
+  readonly interactive?: boolean;
 }
 
 const set = (kind: "allow" | "guard", proto: "tcp" | "udp") => `${kind}_${proto}`;
@@ -115,6 +118,7 @@ export class NftablesFirewall implements ManagedFirewall {
   readonly kernelExpires = true;
   readonly label: string;
   private readonly nft: string;
+  private readonly session: NftSession | null;
 
   constructor(
     private readonly runner: CommandRunner,
@@ -123,6 +127,19 @@ export class NftablesFirewall implements ManagedFirewall {
   ) {
     this.nft = options.nftPath ?? "nft";
     this.label = `inet ${options.table}`;
+    this.session = options.interactive === false ? null : new NftSession(this.nft);
+  }
+
+  /** One transaction: through the session when it works, else a fresh `nft -f -`. */
+  private async apply(script: string): Promise<void> {
+    if (this.session) {
+      try {
+        return await this.session.apply(script);
+      } catch {
+        // A broken session must not cost a grant: retry the same transaction the slow way.
+      }
+    }
+    await this.runner.run([this.nft, "-f", "-"], script);
   }
 
   /** The kernel already dropped them; nothing to do. */
@@ -139,11 +156,11 @@ export class NftablesFirewall implements ManagedFirewall {
   }
 
   async open(grant: Grant): Promise<void> {
-    await this.runner.run([this.nft, "-f", "-"], nftGrantScript(this.options.table, grant));
+    await this.apply(nftGrantScript(this.options.table, grant));
   }
 
   async close(grant: Grant): Promise<void> {
-    await this.runner.run([this.nft, "-f", "-"], nftRevokeScript(this.options.table, grant));
+    await this.apply(nftRevokeScript(this.options.table, grant));
   }
 
   async list(): Promise<OpenRule[]> {
@@ -163,6 +180,11 @@ export class NftablesFirewall implements ManagedFirewall {
       [this.nft, "-f", "-"],
       `flush set ${t} allow_tcp\nflush set ${t} allow_udp\n`,
     );
+  }
+
+  /** Ends the interactive nft session. */
+  shutdown(): void {
+    this.session?.close();
   }
 
   /** Removes everything spaknock added, guard included (`--fw-flush`). */
