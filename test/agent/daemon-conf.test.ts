@@ -1,0 +1,74 @@
+import { describe, expect, it } from "vitest";
+import { DAEMON_DEFAULTS, parseDaemonConf } from "../../agent/config/daemon-conf.js";
+import { type ConfLine, parseConfText } from "../../core/index.js";
+
+const parse = (text: string, ignored: ConfLine[] = []) =>
+  parseDaemonConf(parseConfText(text, "fwknopd.conf"), (l) => ignored.push(l));
+
+describe("fwknopd.conf", () => {
+  it("is all defaults when empty (Debian ships it fully commented)", () => {
+    expect(parse("# PCAP_INTF eth0\n")).toEqual(DAEMON_DEFAULTS);
+  });
+
+  it("reads capture, aging, persistence, firewall and mail keywords, with $VAR references", () => {
+    const s = parse(`
+FWKNOP_RUN_DIR            /var/run/spk
+DIGEST_FILE               $FWKNOP_RUN_DIR/digest.cache
+ENABLE_UDP_SERVER         N
+PCAP_INTF                 veth0
+PCAP_FILTER               udp port 40000
+MAX_SPA_PACKET_AGE        60
+FIREWALL_BACKEND          iptables
+GUARD_PORTS               tcp/22, tcp/2222
+EMAIL_ADDRESSES           ops@example.test, sec@example.test
+SMTP_HOST                 127.0.0.1
+SMTP_PORT                 2525
+`);
+    expect(s).toMatchObject({
+      runDir: "/var/run/spk",
+      digestFile: "/var/run/spk/digest.cache",
+      capture: "pcap",
+      pcapInterface: "veth0",
+      pcapFilter: "udp port 40000",
+      maxPacketAge: 60,
+      firewallBackend: "iptables",
+      guardPorts: [
+        { proto: "tcp", port: 22 },
+        { proto: "tcp", port: 2222 },
+      ],
+      emailAddresses: ["ops@example.test", "sec@example.test"],
+      smtp: { host: "127.0.0.1", port: 2525 },
+    });
+  });
+
+  it("turns aging and replay protection off only when asked", () => {
+    expect(parse("ENABLE_SPA_PACKET_AGING N\nENABLE_DIGEST_PERSISTENCE N")).toMatchObject({
+      maxPacketAge: null,
+      digestFile: null,
+    });
+  });
+
+  it.each([
+    ["an unknown keyword", "PCAP_INTERFACE eth0", "fwknopd.conf:1: unknown keyword PCAP_INTERFACE"],
+    ["an undefined variable", "DIGEST_FILE $NOPE/x", "fwknopd.conf:1: $NOPE is not defined"],
+    ["a bad age", "MAX_SPA_PACKET_AGE 0", "fwknopd.conf:1: MAX_SPA_PACKET_AGE must be"],
+    ["a bad backend", "FIREWALL_BACKEND pf", "fwknopd.conf:1: FIREWALL_BACKEND must be"],
+    [
+      "a placeholder",
+      "SMTP_HOST __CHANGEME__",
+      "fwknopd.conf:1: SMTP_HOST still has the placeholder",
+    ],
+    ["a bad address", "EMAIL_ADDRESSES not-an-address", "is not an email address"],
+  ])("stops on %s", (_name, text, message) => {
+    expect(() => parse(text)).toThrow(message);
+  });
+
+  it("reports ignored fwknop keywords once each", () => {
+    const ignored: ConfLine[] = [];
+    parse("ENABLE_IPT_FORWARDING Y\nENABLE_IPT_FORWARDING N\nENABLE_SPA_OVER_HTTP Y", ignored);
+    expect(ignored.map((l) => l.keyword)).toEqual([
+      "ENABLE_IPT_FORWARDING",
+      "ENABLE_SPA_OVER_HTTP",
+    ]);
+  });
+});

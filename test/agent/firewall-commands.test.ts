@@ -1,0 +1,158 @@
+import { describe, expect, it } from "vitest";
+import type { CommandRunner } from "../../agent/firewall/command-runner.js";
+import {
+  IptablesFirewall,
+  iptablesBatch,
+  iptablesRuleSpec,
+  parseIptablesRules,
+} from "../../agent/firewall/iptables.js";
+import {
+  nftGrantScript,
+  nftSetupScript,
+  parseNftTableJson,
+} from "../../agent/firewall/nftables.js";
+import type { Grant } from "../../core/index.js";
+
+const grant: Grant = {
+  sourceIp: "198.18.0.2",
+  ports: [
+    { proto: "tcp", port: 22 },
+    { proto: "udp", port: 53 },
+  ],
+  username: "alice",
+  openedAt: 1_795_605_803,
+  expiresAt: 1_795_605_833,
+  timeoutSec: 30,
+  stanza: 1,
+};
+
+class RecordingRunner implements CommandRunner {
+  readonly calls: { argv: readonly string[]; input?: string }[] = [];
+  constructor(private readonly stdout: (argv: readonly string[]) => string = () => "") {}
+  async run(argv: readonly string[], input?: string) {
+    this.calls.push({ argv, input });
+    return { stdout: this.stdout(argv), stderr: "" };
+  }
+}
+
+describe("nftables commands", () => {
+  it("guards every OPEN_PORTS port and accepts established traffic first", () => {
+    expect(
+      nftSetupScript("spaknock", [
+        { proto: "tcp", port: 22 },
+        { proto: "tcp", port: 22 },
+        { proto: "udp", port: 1194 },
+      ]),
+    ).toBe(`add table inet spaknock
+add set inet spaknock allow_tcp { type ipv4_addr . inet_service; flags timeout; }
+add set inet spaknock allow_udp { type ipv4_addr . inet_service; flags timeout; }
+add set inet spaknock guard_tcp { type inet_service; }
+add set inet spaknock guard_udp { type inet_service; }
+add chain inet spaknock input { type filter hook input priority -10; policy accept; }
+flush chain inet spaknock input
+flush set inet spaknock guard_tcp
+flush set inet spaknock guard_udp
+add element inet spaknock guard_tcp { 22 }
+add element inet spaknock guard_udp { 1194 }
+add rule inet spaknock input ct state established,related accept
+add rule inet spaknock input ip saddr . tcp dport @allow_tcp accept
+add rule inet spaknock input ip saddr . udp dport @allow_udp accept
+add rule inet spaknock input tcp dport @guard_tcp drop
+add rule inet spaknock input udp dport @guard_udp drop
+`);
+  });
+
+  it("refreshes an element atomically (add, delete, add with the new timeout)", () => {
+    expect(
+      nftGrantScript("spaknock", grant),
+    ).toBe(`add element inet spaknock allow_tcp { 198.18.0.2 . 22 timeout 30s }
+delete element inet spaknock allow_tcp { 198.18.0.2 . 22 }
+add element inet spaknock allow_tcp { 198.18.0.2 . 22 timeout 30s }
+add element inet spaknock allow_udp { 198.18.0.2 . 53 timeout 30s }
+delete element inet spaknock allow_udp { 198.18.0.2 . 53 }
+add element inet spaknock allow_udp { 198.18.0.2 . 53 timeout 30s }
+`);
+  });
+
+  it("reads open grants and their time left from nft's JSON", () => {
+    const json = JSON.stringify({
+      nftables: [
+        { metainfo: { version: "1.0.6" } },
+        {
+          set: {
+            name: "allow_tcp",
+            elem: [{ elem: { val: { concat: ["198.18.0.2", 22] }, timeout: 30, expires: 17 } }],
+          },
+        },
+        { set: { name: "guard_tcp", elem: [22] } },
+      ],
+    });
+    expect(parseNftTableJson(json, 1000)).toEqual([
+      { sourceIp: "198.18.0.2", port: { proto: "tcp", port: 22 }, expiresAt: 1017 },
+    ]);
+  });
+});
+
+describe("iptables commands", () => {
+  const listed = `-N SPAKNOCK_INPUT
+-A SPAKNOCK_INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A SPAKNOCK_INPUT -s 198.18.0.2/32 -p tcp -m tcp --dport 22 -m comment --comment _exp_1795605810 -j ACCEPT
+-A SPAKNOCK_INPUT -s 198.18.0.7/32 -p udp -m udp --dport 53 -m comment --comment "_exp_1795605900" -j ACCEPT
+`;
+
+  it("writes the rule fwknopd writes, with the expiry in a comment", () => {
+    expect(
+      iptablesRuleSpec("198.18.0.2", { proto: "tcp", port: 22 }, 1_795_605_885).join(" "),
+    ).toBe(
+      "-s 198.18.0.2/32 -p tcp -m tcp --dport 22 -m comment --comment _exp_1795605885 -j ACCEPT",
+    );
+  });
+
+  it("parses iptables -S back into rules", () => {
+    expect(
+      parseIptablesRules(listed, "SPAKNOCK_INPUT").map((r) => [
+        r.sourceIp,
+        r.port.port,
+        r.expiresAt,
+      ]),
+    ).toEqual([
+      ["198.18.0.2", 22, 1795605810],
+      ["198.18.0.7", 53, 1795605900],
+    ]);
+  });
+
+  it("refreshes by adding the new rule and deleting the old one in one restore batch", async () => {
+    const runner = new RecordingRunner((argv) => (argv.includes("-S") ? listed : ""));
+    const fw = new IptablesFirewall(runner, { chain: "SPAKNOCK_INPUT" });
+    await fw.open({ ...grant, ports: [{ proto: "tcp", port: 22 }] });
+    const restore = runner.calls.find((c) => c.argv[0] === "iptables-restore");
+    expect(restore?.argv).toEqual(["iptables-restore", "-w", "--noflush"]);
+    expect(restore?.input).toBe(
+      iptablesBatch(
+        "SPAKNOCK_INPUT",
+        [iptablesRuleSpec("198.18.0.2", { proto: "tcp", port: 22 }, grant.expiresAt)],
+        [
+          "-s 198.18.0.2/32 -p tcp -m tcp --dport 22 -m comment --comment _exp_1795605810 -j ACCEPT",
+        ],
+      ),
+    );
+  });
+
+  it("removes only expired rules", async () => {
+    const runner = new RecordingRunner((argv) => (argv.includes("-S") ? listed : ""));
+    const fw = new IptablesFirewall(runner, { chain: "SPAKNOCK_INPUT" });
+    const removed = await fw.removeExpired(1_795_605_850);
+    expect(removed.map((r) => r.sourceIp)).toEqual(["198.18.0.2"]);
+    expect(runner.calls.at(-1)?.input).toContain("-D SPAKNOCK_INPUT -s 198.18.0.2/32");
+    expect(runner.calls.at(-1)?.input).not.toContain("198.18.0.7");
+  });
+
+  it("never uses a shell: every call is an argv array", async () => {
+    const runner = new RecordingRunner();
+    await new IptablesFirewall(runner, { chain: "SPAKNOCK_INPUT" }).setup();
+    for (const c of runner.calls) {
+      expect(c.argv[0]).toMatch(/^iptables/);
+      expect(c.argv.join(" ")).not.toMatch(/[;&|`$]/);
+    }
+  });
+});
