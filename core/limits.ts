@@ -21,8 +21,6 @@ export const RAND_VAL_SIZE = 16;
 /** base64 username text on decode; the raw username is 1..63 bytes. */
 export const MAX_SPA_USERNAME_B64_SIZE = 64;
 export const MAX_SPA_USERNAME_SIZE = 63;
-/** The fwknop client's `-U` buffer truncates at 29 characters; we refuse instead of truncating. */
-export const MAX_CLIENT_USERNAME_SIZE = 63;
 
 /** Timestamp, version and message-type fields: maximum text lengths on decode. */
 export const MAX_SPA_TIMESTAMP_SIZE = 12;

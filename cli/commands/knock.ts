@@ -9,6 +9,7 @@ import {
   DEFAULT_SPA_PORT,
   isValidIpv4,
   type MessageType,
+  MIN_GNUPG_MSG_SIZE,
   parseDigestType,
   parseProtoPort,
   randomValueFromBytes,
@@ -147,6 +148,13 @@ export async function runKnock(opts: KnockOptions, out: (line: string) => void):
     // A field fwknopd would refuse (username, message too long...) is the user's to fix.
     if (err instanceof SpaError && err.code !== "KEY_INVALID") throw new UsageError(err.message);
     throw err;
+  }
+  if (built.wire.length >= MIN_GNUPG_MSG_SIZE) {
+    // Receivers (fwknopd included) classify 400+ characters as GPG and refuse it as Rijndael.
+    throw new UsageError(
+      `the packet would be ${built.wire.length} characters; servers treat ${MIN_GNUPG_MSG_SIZE}+ as GPG. ` +
+        "Ask for fewer ports or use a shorter digest (-m sha256, --hmac-digest-type sha256)",
+    );
   }
   if (opts.verbose) {
     const message: SpaMessage = {
