@@ -50,6 +50,14 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
     allowSecurityGroups: false,
     ignored,
   });
+  for (const s of stanzas) {
+    if (s.keys.hmacKey === null) {
+      notes.push(
+        `${where(s.origin)}: stanza #${s.index} has no HMAC key: its packets are not authenticated ` +
+          "and can be altered in transit; add HMAC_KEY_BASE64",
+      );
+    }
+  }
   return {
     settings,
     stanzas,
