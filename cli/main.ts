@@ -1,20 +1,30 @@
 #!/usr/bin/env node
 /**
- * `spaknock`: the SPA client. Option names and meanings follow fwknop's, so muscle memory and
- * scripts carry over. Exit codes are decided here and only here.
+ * `spaknock`: the SPA client. Option names and meanings follow fwknop's, so muscle memory, rc
+ * files and scripts carry over. Data goes to stdout, diagnostics to stderr, and exit codes are
+ * decided here and only here: 0 ok, 1 runtime failure, 2 usage, 3 configuration.
  */
-import { Command, CommanderError, Option } from "commander";
+import { Command, CommanderError } from "commander";
 import { isSpaError } from "../core/index.js";
+import { type ClientOptions, defaultRcPath, stanzaNames } from "./client-settings.js";
 import { runDecode } from "./commands/decode.js";
-import { runKnock } from "./commands/knock.js";
+import { renderChecks, runChecks } from "./commands/doctor.js";
+import { runKeyGen } from "./commands/keygen.js";
+import { knockWithOptions, parseAccessOption } from "./commands/knock.js";
+import { runProxy } from "./commands/proxy.js";
+import { runSsh } from "./commands/ssh.js";
 import { EXIT, UsageError } from "./exit-codes.js";
 
 const VERSION = "0.1.0";
 const out = (line: string) => process.stdout.write(`${line}\n`);
+const warn = (line: string) => process.stderr.write(`spaknock: ${line}\n`);
 
 function addKeyOptions(cmd: Command): Command {
   return cmd
-    .option("--key-rijndael <key>", "Rijndael (AES) key as text")
+    .option(
+      "--key-rijndael <key>",
+      "Rijndael (AES) key as text (visible in ps: prefer an rc file or the prompt)",
+    )
     .option("--key-base64-rijndael <key>", "Rijndael key as base64 of the raw bytes")
     .option("--key-hmac <key>", "HMAC key as text (implies --use-hmac)")
     .option("--key-base64-hmac <key>", "HMAC key as base64 (implies --use-hmac)")
@@ -26,6 +36,59 @@ function addKeyOptions(cmd: Command): Command {
     .option("-M, --encryption-mode <mode>", "cbc (default), ctr, cfb, ofb, ecb or legacy");
 }
 
+function addStanzaOptions(cmd: Command): Command {
+  return cmd
+    .option("-n, --named-config <name>", "use this stanza of the rc file")
+    .option("--rc-file <file>", "rc file (default ~/.fwknoprc)")
+    .option("--no-rc-file", "read no rc file");
+}
+
+function addKnockOptions(cmd: Command): Command {
+  addStanzaOptions(cmd)
+    .option("--save-rc-stanza", "save these options as stanza -n NAME in the rc file (0600)")
+    .option("--force-stanza", "with --save-rc-stanza: replace the stanza instead of updating it")
+    .option("-A, --access <proto/port,...>", "ports to open, e.g. tcp/22 or tcp/22,udp/53")
+    .option("-a, --allow-ip <ip>", "the address the server should open for")
+    .option("-s, --source-ip", "let the server use the packet's source address (sends 0.0.0.0)")
+    .option("-R, --resolve-ip-https", "learn your external address from --resolve-url")
+    .option("--resolve-url <url>", "the http(s) URL that returns your external address")
+    .option("-D, --destination <host>", "the SPA server")
+    .option("-p, --server-port <port>", "server port (default 62201)")
+    .option("-P, --server-proto <proto>", "udp (default), tcp or http")
+    .option("-r, --rand-port", "send to a random port from the packet's random value, as fwknop")
+    .option("-S, --source-port <port>", "source port of the packet")
+    .option("-U, --spoof-user <user>", "username to send (default: your login name)")
+    .option("-f, --fw-timeout <seconds>", "ask for this access time (the server caps it)")
+    .option("-N, --nat-access <host:port>", "ask the server to forward to an internal host:port")
+    .option("--nat-local", "ask the server to forward to a local port")
+    .option("-C, --server-cmd <command>", "send a command message instead of an access request")
+    .option(
+      "-m, --digest-type <type>",
+      "inner digest: md5 sha1 sha256 sha384 sha512 sha3_256 sha3_512",
+    )
+    .option(
+      "-G, --get-key <file>",
+      "read the encryption key from a file (`<server>: <key>` or just the key)",
+    )
+    .option("--get-hmac-key <file>", "read the HMAC key from a file")
+    .option("--stdin", "read the encryption key from standard input")
+    .option("--fd <n>", "read the encryption key from this file descriptor")
+    .option("--time-offset-plus <time>", "add time to the packet's timestamp (60, 5m, 2h, 1d)")
+    .option("--time-offset-minus <time>", "subtract time from the packet's timestamp")
+    .option("-B, --save-packet <file>", "also write the SPA data to this file")
+    .option("-u, --user-agent <ua>", "HTTP User-Agent with -P http (must start with Fwknop)")
+    .option("-T, --test", "build the packet and print it; send nothing")
+    .option("-v, --verbose", "print the packet's fields (never the keys)");
+  return addKeyOptions(cmd);
+}
+
+/** The default tcp port to wait for: the first tcp/N of the stanza's ACCESS. */
+function firstTcpPort(access: string | undefined): number | null {
+  if (!access) return null;
+  const m = /tcp\/([0-9]+)/.exec(parseAccessOption(access).text);
+  return m ? Number(m[1]) : null;
+}
+
 export function buildProgram(): Command {
   const program = new Command("spaknock")
     .description(
@@ -35,27 +98,29 @@ export function buildProgram(): Command {
     .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) })
-    .option("-A, --access <proto/port,...>", "ports to open, e.g. tcp/22 or tcp/22,udp/53")
-    .option("-a, --allow-ip <ip>", "the address the server should open for")
-    .option("-s, --source-ip", "let the server use the packet's source address (sends 0.0.0.0)")
-    .option("-D, --destination <host>", "the SPA server")
-    .option("-p, --server-port <port>", "server port (default 62201)")
-    .option("-U, --spoof-user <user>", "username to send (default: your login name)")
-    .option("-f, --fw-timeout <seconds>", "ask for this access time (the server caps it)")
-    .option("-N, --nat-access <host:port>", "ask the server to forward to an internal host:port")
-    .option("--nat-local", "ask the server to forward to a local port")
-    .option("-C, --server-cmd <command>", "send a command message instead of an access request")
-    .addOption(
-      new Option(
-        "-m, --digest-type <type>",
-        "inner digest: md5 sha1 sha256 sha384 sha512 sha3_256 sha3_512",
-      ),
+    .option(
+      "-k, --key-gen",
+      "print a new KEY_BASE64 and HMAC_KEY_BASE64 (from the CSPRNG) and exit",
     )
-    .option("-T, --test", "build the packet and print it; send nothing")
-    .option("-v, --verbose", "print the packet's fields (never the keys)");
-  addKeyOptions(program).action(async (opts) => {
-    await runKnock(opts, out);
-  });
+    .option("-K, --key-gen-file <file>", "with -k: write the new keys to this file (0600)")
+    .option("--stanza-list", "list the stanzas of the rc file and exit")
+    .option("--json", "with --stanza-list: print JSON");
+  addKnockOptions(program).action(
+    async (opts: ClientOptions & { keyGen?: boolean; keyGenFile?: string; json?: boolean }) => {
+      if (opts.keyGen || opts.keyGenFile) {
+        runKeyGen(opts, out);
+        return;
+      }
+      if (opts.stanzaList) {
+        const file = opts.rcFile || defaultRcPath();
+        const names = stanzaNames(file);
+        if (opts.json) out(JSON.stringify({ rcFile: file, stanzas: names }));
+        else out([`stanzas in ${file}:`, ...names.map((n) => ` - ${n}`)].join("\n"));
+        return;
+      }
+      await knockWithOptions(opts, out, warn);
+    },
+  );
 
   addKeyOptions(
     program
@@ -63,8 +128,78 @@ export function buildProgram(): Command {
       .description("verify and decode SPA data with the given keys")
       .argument("<spa-data>", "the SPA data (the exact wire string)")
       .option("--json", "print one JSON object"),
-  ).action((spaData: string, opts) => {
-    runDecode(spaData, opts, out);
+  ).action(async (spaData: string, opts) => {
+    await runDecode(spaData, opts, out);
+  });
+
+  addStanzaOptions(
+    program
+      .command("ssh")
+      .description("knock with the stanza, wait until its tcp port answers, then run ssh")
+      .option("--wait <seconds>", "how long to wait for the port after the knock", "10")
+      .option("--port <port>", "the tcp port to wait for (default: the first tcp port of ACCESS)")
+      .argument("[ssh-args...]", "arguments for ssh (default: the stanza's SPA_SERVER)")
+      .passThroughOptions(),
+  ).action(async (sshArgs: string[], opts: ClientOptions & { wait: string; port?: string }) => {
+    const knockOpts: ClientOptions = { ...opts };
+    const { plan } = await knockWithOptions(knockOpts, () => {}, warn);
+    const port = opts.port
+      ? Number(opts.port)
+      : firstTcpPort(plan.input.message.split(",").slice(1).join(","));
+    if (!port) throw new UsageError("no tcp port to wait for: give --port or a tcp/N in ACCESS");
+    process.exitCode = await runSsh({
+      host: plan.server,
+      port,
+      knock: async () => {},
+      waitTimeoutMs: Number(opts.wait) * 1000,
+      sshArgs: sshArgs.length > 0 ? sshArgs : [plan.server],
+    });
+  });
+
+  addStanzaOptions(
+    program
+      .command("proxy")
+      .description(
+        "for ssh's ProxyCommand: knock, wait for HOST:PORT, then relay stdin/stdout to it",
+      )
+      .argument(
+        "<host>",
+        "the host to connect to (also the SPA server unless the stanza names one)",
+      )
+      .argument("<port>", "the tcp port to connect to")
+      .option("--wait <seconds>", "how long to wait for the port after the knock", "10"),
+  ).action(async (host: string, port: string, opts: ClientOptions & { wait: string }) => {
+    const portNumber = Number(port);
+    if (!Number.isInteger(portNumber) || portNumber < 1 || portNumber > 65535) {
+      throw new UsageError(`port "${port}" is not 1..65535`);
+    }
+    process.exitCode = await runProxy({
+      host,
+      port: portNumber,
+      knock: async () => {
+        await knockWithOptions(
+          { destination: host, access: `tcp/${portNumber}`, ...opts },
+          () => {},
+          warn,
+        );
+      },
+      waitTimeoutMs: Number(opts.wait) * 1000,
+      stdin: process.stdin,
+      stdout: process.stdout,
+      stderr: process.stderr,
+    });
+  });
+
+  addStanzaOptions(
+    program
+      .command("doctor")
+      .description("check a stanza: keys, server, clock; say what is wrong in words")
+      .option("--json", "print JSON"),
+  ).action(async (opts: ClientOptions & { json?: boolean }) => {
+    const checks = await runChecks(opts);
+    if (opts.json) out(JSON.stringify({ ok: checks.every((c) => c.ok), checks }));
+    else out(renderChecks(checks));
+    if (!checks.every((c) => c.ok)) process.exitCode = EXIT.CONFIG;
   });
   return program;
 }
@@ -72,22 +207,22 @@ export function buildProgram(): Command {
 export async function main(argv: string[]): Promise<number> {
   try {
     await buildProgram().parseAsync(argv);
-    return EXIT.OK;
+    return typeof process.exitCode === "number" ? process.exitCode : EXIT.OK;
   } catch (err) {
     if (err instanceof CommanderError) {
       // --help and --version end here too, with exit code 0.
       return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
     }
     if (err instanceof UsageError) {
-      process.stderr.write(`spaknock: ${err.message}\n`);
+      warn(err.message);
       return EXIT.USAGE;
     }
     if (isSpaError(err)) {
-      process.stderr.write(`spaknock: ${err.code}: ${err.message}\n`);
+      warn(`${err.code}: ${err.message}`);
       return err.code === "ARG_INVALID" || err.code === "KEY_INVALID" ? EXIT.USAGE : EXIT.RUNTIME;
     }
     const message = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`spaknock: ${message}\n`);
+    warn(message);
     return EXIT.RUNTIME;
   }
 }

@@ -1,14 +1,19 @@
 /** `spaknock decode <spa-data>`: verify and decode one packet with the given keys. */
 import { DIGESTS, openSpaPacket, type SpaMessage } from "../../core/index.js";
+import type { ClientOptions } from "../client-settings.js";
 import { describePacket } from "../describe-packet.js";
-import { type KeyOptions, keysFromOptions } from "../key-options.js";
+import { gatherKeys } from "./knock.js";
 
-export interface DecodeOptions extends KeyOptions {
+export interface DecodeOptions extends ClientOptions {
   json?: boolean;
 }
 
-export function runDecode(spaData: string, opts: DecodeOptions, out: (line: string) => void): void {
-  const keys = keysFromOptions(opts);
+export async function runDecode(
+  spaData: string,
+  opts: DecodeOptions,
+  out: (line: string) => void,
+): Promise<void> {
+  const keys = await gatherKeys(opts);
   const data = spaData.trim();
   const message: SpaMessage = openSpaPacket(data, keys);
   if (opts.json) {

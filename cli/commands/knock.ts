@@ -1,16 +1,22 @@
 /**
- * The default command: build one SPA packet from fwknop-compatible options and send it (or, with
- * `-T`, print it). Building is pure; sending is one small transport call.
+ * The default command: one SPA packet from fwknop-compatible options, rc stanzas and keys, sent
+ * over UDP, TCP or HTTP (or, with `-T`, printed). Building the request is pure (`planKnock`);
+ * gathering keys may prompt; sending is one transport call.
  */
 import { randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import {
+  assertHmacKey,
+  assertRijndaelKey,
+  assertUsableKeys,
   buildSpaPacket,
   DEFAULT_SPA_PORT,
   isValidIpv4,
   type MessageType,
   MIN_GNUPG_MSG_SIZE,
   parseDigestType,
+  parseEncryptionMode,
   parseProtoPort,
   randomValueFromBytes,
   SpaError,
@@ -18,32 +24,34 @@ import {
   type SpaMessage,
   type SpaMessageInput,
 } from "../../core/index.js";
+import {
+  applyRc,
+  type ClientOptions,
+  loadRcContext,
+  rcValuesFor,
+  saveRcStanza,
+} from "../client-settings.js";
 import { describePacket } from "../describe-packet.js";
 import { UsageError } from "../exit-codes.js";
-import { type KeyOptions, keysFromOptions } from "../key-options.js";
-import { sendUdp } from "../transport.js";
+import { decodeBase64Key, keyFromFd, keyFromFile, promptHidden } from "../key-sources.js";
+import { resolveExternalIp } from "../resolve-ip.js";
+import { randomServerPort, sendSpa } from "../transport.js";
 
-export interface KnockOptions extends KeyOptions {
-  access?: string;
-  allowIp?: string;
-  sourceIp?: boolean;
-  destination?: string;
-  serverPort?: string;
-  spoofUser?: string;
-  fwTimeout?: string;
-  natAccess?: string;
-  natLocal?: boolean;
-  digestType?: string;
-  serverCmd?: string;
-  test?: boolean;
-  verbose?: boolean;
-}
+export type Transport = "udp" | "tcp" | "http";
 
 export interface KnockPlan {
   readonly input: SpaMessageInput;
   readonly keys: SpaKeys;
   readonly server: string;
   readonly port: number;
+  readonly transport: Transport;
+  readonly sourcePort: number | undefined;
+}
+
+export interface KnockEnvironment {
+  readonly now: () => number;
+  readonly randomBytes: (n: number) => Uint8Array;
+  readonly defaultUsername: () => string;
 }
 
 function parseIntOption(value: string, option: string, min: number, max: number): number {
@@ -51,6 +59,17 @@ function parseIntOption(value: string, option: string, min: number, max: number)
     throw new UsageError(`${option}: expected a whole number in ${min}..${max}, got "${value}"`);
   }
   return Number(value);
+}
+
+/** `--time-offset-plus 90`, `90s`, `5m`, `2h`, `1d` → seconds. */
+export function parseTimeOffset(value: string, option: string): number {
+  const m = /^([0-9]{1,9})([smhd]?)$/i.exec(value.trim());
+  if (!m)
+    throw new UsageError(
+      `${option}: expected a duration like 60, 60s, 5m, 2h or 1d, got "${value}"`,
+    );
+  const unit = { "": 1, s: 1, m: 60, h: 3600, d: 86400 }[(m[2] as string).toLowerCase()] ?? 1;
+  return Number(m[1]) * unit;
 }
 
 /** Checks `-A tcp/22,udp/53` and returns it normalised. */
@@ -77,25 +96,32 @@ function chooseMessageType(
   return timeout > 0 ? 3 : 1;
 }
 
-export interface KnockEnvironment {
-  readonly now: () => number;
-  readonly randomBytes: (n: number) => Uint8Array;
-  readonly defaultUsername: () => string;
+function parseTransport(value: string | undefined): Transport {
+  const v = (value ?? "udp").toLowerCase();
+  if (v === "udp" || v === "tcp" || v === "http") return v;
+  throw new UsageError(
+    `-P "${value}": spaknock sends over udp, tcp or http (raw modes need root tools)`,
+  );
 }
 
-/** Turns parsed options into a packet request, with fwknop's rules for message types. */
-export function planKnock(opts: KnockOptions, env: KnockEnvironment): KnockPlan {
-  if (!opts.destination) throw new UsageError("a server is required: -D <host>");
+/**
+ * Turns options (rc already applied, allow-IP resolved) and keys into a packet request, with
+ * fwknop's rules for message types.
+ */
+export function planKnock(opts: ClientOptions, keys: SpaKeys, env: KnockEnvironment): KnockPlan {
+  if (!opts.destination)
+    throw new UsageError("a server is required: -D <host> (or SPA_SERVER in the rc stanza)");
   const choices = [opts.allowIp !== undefined, opts.sourceIp === true].filter(Boolean).length;
-  if (choices === 0) throw new UsageError("say which address to open for: -a <ip> or -s");
-  if (choices > 1) throw new UsageError("use either -a or -s, not both");
+  if (choices === 0) throw new UsageError("say which address to open for: -a <ip>, -s or -R");
+  if (choices > 1) throw new UsageError("use one of -a, -s and -R");
   const allowIp = opts.sourceIp ? "0.0.0.0" : (opts.allowIp as string);
   if (!isValidIpv4(allowIp))
     throw new UsageError(`-a "${allowIp}": not a dotted-quad IPv4 address`);
 
   const command = opts.serverCmd !== undefined;
   if (command && opts.access) throw new UsageError("use either -A or -C, not both");
-  if (!command && !opts.access) throw new UsageError("say what to open: -A proto/port[,...]");
+  if (!command && !opts.access)
+    throw new UsageError("say what to open: -A proto/port[,...] (or ACCESS in the rc stanza)");
   const access = command ? undefined : parseAccessOption(opts.access as string);
   const timeout = opts.fwTimeout ? parseIntOption(opts.fwTimeout, "-f/--fw-timeout", 0, 65536) : 0;
 
@@ -112,25 +138,87 @@ export function planKnock(opts: KnockOptions, env: KnockEnvironment): KnockPlan 
   }
   const nat = opts.natAccess ? "remote" : opts.natLocal ? "local" : "none";
   const messageType = chooseMessageType(command, nat, timeout);
+  const offset =
+    (opts.timeOffsetPlus ? parseTimeOffset(opts.timeOffsetPlus, "--time-offset-plus") : 0) -
+    (opts.timeOffsetMinus ? parseTimeOffset(opts.timeOffsetMinus, "--time-offset-minus") : 0);
 
+  const randomValue = randomValueFromBytes(env.randomBytes(8));
   const input: SpaMessageInput = {
-    randomValue: randomValueFromBytes(env.randomBytes(8)),
+    randomValue,
     username: opts.spoofUser ?? env.defaultUsername(),
-    timestamp: Math.floor(env.now() / 1000),
+    timestamp: Math.max(0, Math.floor(env.now() / 1000) + offset),
     messageType,
     message: command ? `${allowIp},${opts.serverCmd}` : `${allowIp},${access?.text}`,
     natAccess,
     clientTimeout: messageType === 3 || messageType === 4 || messageType === 6 ? timeout : 0,
     digestType: parseDigestType(opts.digestType ?? "sha256"),
   };
-  const port = opts.serverPort ? parseIntOption(opts.serverPort, "-p", 1, 65535) : DEFAULT_SPA_PORT;
-  return { input, keys: keysFromOptions(opts), server: opts.destination, port };
+  const port = opts.randPort
+    ? randomServerPort(randomValue)
+    : opts.serverPort
+      ? parseIntOption(opts.serverPort, "-p", 1, 65535)
+      : DEFAULT_SPA_PORT;
+  return {
+    input,
+    keys,
+    server: opts.destination,
+    port,
+    transport: parseTransport(opts.serverProto),
+    sourcePort: opts.sourcePort ? parseIntOption(opts.sourcePort, "-S", 1, 65535) : undefined,
+  };
+}
+
+/** Gathers the keys from options, files, descriptors or the terminal (in that order). */
+export async function gatherKeys(o: ClientOptions): Promise<SpaKeys> {
+  const given = [o.keyRijndael, o.keyBase64Rijndael, o.getKey, o.stdin, o.fd].filter(
+    (v) => v !== undefined && v !== false,
+  );
+  if (given.length > 1) {
+    throw new UsageError(
+      "give the encryption key one way: --key-rijndael, --key-base64-rijndael, -G, --stdin or --fd",
+    );
+  }
+  if (o.keyHmac !== undefined && o.keyBase64Hmac !== undefined) {
+    throw new UsageError("use either --key-hmac or --key-base64-hmac, not both");
+  }
+  let key: Buffer;
+  if (o.keyBase64Rijndael !== undefined)
+    key = decodeBase64Key(o.keyBase64Rijndael, "--key-base64-rijndael");
+  else if (o.keyRijndael !== undefined) key = Buffer.from(o.keyRijndael, "utf8");
+  else if (o.stdin) key = Buffer.from(keyFromFd(0, "--stdin"), "utf8");
+  else if (o.fd !== undefined)
+    key = Buffer.from(keyFromFd(parseIntOption(o.fd, "--fd", 0, 1024), "--fd"), "utf8");
+  else if (o.getKey !== undefined)
+    key = Buffer.from(keyFromFile(o.getKey, o.destination, "-G"), "utf8");
+  else key = Buffer.from(await promptHidden("Enter encryption key: "), "utf8");
+  assertRijndaelKey(key);
+
+  let hmacKey: Buffer | null = null;
+  if (o.keyBase64Hmac !== undefined)
+    hmacKey = decodeBase64Key(o.keyBase64Hmac, "--key-base64-hmac");
+  else if (o.keyHmac !== undefined) hmacKey = Buffer.from(o.keyHmac, "utf8");
+  else if (o.getHmacKey !== undefined)
+    hmacKey = Buffer.from(keyFromFile(o.getHmacKey, o.destination, "--get-hmac-key"), "utf8");
+  else if (o.useHmac || o.hmacDigestType !== undefined) {
+    hmacKey = Buffer.from(await promptHidden("Enter HMAC key: "), "utf8");
+  }
+  if (hmacKey) assertHmacKey(hmacKey);
+  const keys: SpaKeys = {
+    key,
+    mode: parseEncryptionMode(o.encryptionMode ?? "cbc"),
+    hmacKey,
+    hmacType: parseDigestType(o.hmacDigestType ?? "sha256"),
+  };
+  assertUsableKeys(keys);
+  return keys;
 }
 
 export const systemKnockEnvironment: KnockEnvironment = {
   now: () => Date.now(),
   randomBytes: (n) => randomBytes(n),
   defaultUsername: () => {
+    const fromEnv = process.env.SPOOF_USER ?? process.env.LOGNAME ?? process.env.USER;
+    if (fromEnv) return fromEnv;
     try {
       return userInfo().username;
     } catch {
@@ -139,8 +227,40 @@ export const systemKnockEnvironment: KnockEnvironment = {
   },
 };
 
-export async function runKnock(opts: KnockOptions, out: (line: string) => void): Promise<void> {
-  const plan = planKnock(opts, systemKnockEnvironment);
+export interface KnockResult {
+  readonly plan: KnockPlan;
+  readonly wire: string;
+}
+
+/**
+ * Everything up to a sent (or printed) packet. Used by the default command and by `ssh` and
+ * `proxy`, which knock first.
+ */
+export async function knockWithOptions(
+  cli: ClientOptions,
+  out: (line: string) => void,
+  warn: (line: string) => void,
+): Promise<KnockResult> {
+  const rc = loadRcContext(cli);
+  for (const w of rc.warnings) warn(w);
+  if (cli.saveRcStanza) {
+    if (!cli.namedConfig) throw new UsageError("--save-rc-stanza needs -n NAME");
+    if (!rc.file) throw new UsageError("--save-rc-stanza needs an rc file (not --no-rc-file)");
+    saveRcStanza(rc.file, cli.namedConfig, rcValuesFor(cli), cli.forceStanza === true);
+    warn(`saved stanza [${cli.namedConfig}] in ${rc.file}`);
+  }
+  const opts = applyRc(cli, rc.values);
+  if (opts.resolveIp) {
+    if (!opts.resolveUrl) {
+      throw new UsageError(
+        "-R needs --resolve-url URL (or RESOLVE_URL in the rc stanza): spaknock has no default resolver",
+      );
+    }
+    opts.allowIp = await resolveExternalIp(opts.resolveUrl);
+    opts.resolveIp = false;
+  }
+  const keys = await gatherKeys(opts);
+  const plan = planKnock(opts, keys, systemKnockEnvironment);
   let built: ReturnType<typeof buildSpaPacket>;
   try {
     built = buildSpaPacket(plan.input, plan.keys, randomBytes(8));
@@ -174,13 +294,20 @@ export async function runKnock(opts: KnockOptions, out: (line: string) => void):
       }),
     );
     out("");
-    out(`Generating SPA packet:\n    protocol: udp\n    destination: ${plan.server}:${plan.port}`);
+    out(
+      `Generating SPA packet:\n    protocol: ${plan.transport}\n    destination: ${plan.server}:${plan.port}`,
+    );
   }
+  if (opts.savePacket) writeFileSync(opts.savePacket, `${built.wire}\n`, { mode: 0o600 });
   if (opts.test) {
     out("test mode enabled, SPA packet not actually sent.");
     out(built.wire);
-    return;
+    return { plan, wire: built.wire };
   }
-  await sendUdp(plan.server, plan.port, built.wire);
-  if (opts.verbose) out(`sent ${built.wire.length} bytes`);
+  await sendSpa(plan.transport, plan.server, plan.port, built.wire, {
+    ...(plan.sourcePort !== undefined ? { sourcePort: plan.sourcePort } : {}),
+    ...(opts.userAgent !== undefined ? { userAgent: opts.userAgent } : {}),
+  });
+  if (opts.verbose) out(`sent ${built.wire.length} bytes over ${plan.transport}`);
+  return { plan, wire: built.wire };
 }

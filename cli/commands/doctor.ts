@@ -1,0 +1,142 @@
+/**
+ * `spaknock doctor [-n NAME]`: checks a stanza and says, in words, what is wrong and what to do.
+ * Looks only at the stanza, local files and (optionally) the resolve URL; it sends no SPA packet.
+ */
+import { lookup } from "node:dns/promises";
+import {
+  isBase64Text,
+  MAX_HMAC_KEY_SIZE,
+  MAX_RIJNDAEL_KEY_SIZE,
+  parseDigestType,
+  parseEncryptionMode,
+} from "../../core/index.js";
+import { applyRc, type ClientOptions, loadRcContext } from "../client-settings.js";
+import { fetchExternalIp } from "../resolve-ip.js";
+import { parseAccessOption } from "./knock.js";
+
+export interface Check {
+  readonly name: string;
+  readonly ok: boolean;
+  readonly detail: string;
+}
+
+function keyLength(
+  text: string | undefined,
+  base64: string | undefined,
+): number | "bad-base64" | null {
+  if (base64 !== undefined)
+    return isBase64Text(base64.trim()) ? Buffer.from(base64.trim(), "base64").length : "bad-base64";
+  if (text !== undefined) return Buffer.byteLength(text, "utf8");
+  return null;
+}
+
+export async function runChecks(cli: ClientOptions): Promise<Check[]> {
+  const checks: Check[] = [];
+  const add = (name: string, ok: boolean, detail: string) => checks.push({ name, ok, detail });
+  let opts: ClientOptions = cli;
+  try {
+    const rc = loadRcContext(cli);
+    add(
+      "rc file",
+      rc.warnings.length === 0,
+      rc.file ? `${rc.file}${rc.warnings.length ? `: ${rc.warnings.join("; ")}` : ""}` : "none",
+    );
+    opts = applyRc(cli, rc.values);
+  } catch (err) {
+    add("rc file", false, err instanceof Error ? err.message : String(err));
+    return checks;
+  }
+  const key = keyLength(opts.keyRijndael, opts.keyBase64Rijndael);
+  if (key === null)
+    add(
+      "encryption key",
+      opts.getKey !== undefined,
+      opts.getKey
+        ? `from file ${opts.getKey}`
+        : "none: you will be asked for it at every knock; add KEY_BASE64 (spaknock -k makes one)",
+    );
+  else if (key === "bad-base64") add("encryption key", false, "KEY_BASE64 is not valid base64");
+  else
+    add(
+      "encryption key",
+      key >= 1 && key <= MAX_RIJNDAEL_KEY_SIZE,
+      `${key} bytes${key > MAX_RIJNDAEL_KEY_SIZE ? ` (at most ${MAX_RIJNDAEL_KEY_SIZE})` : ""}`,
+    );
+  const hmac = keyLength(opts.keyHmac, opts.keyBase64Hmac);
+  if (hmac === null)
+    add(
+      "HMAC key",
+      false,
+      "none: packets are not authenticated; add HMAC_KEY_BASE64 and USE_HMAC Y (spaknock -k makes one)",
+    );
+  else if (hmac === "bad-base64") add("HMAC key", false, "HMAC_KEY_BASE64 is not valid base64");
+  else add("HMAC key", hmac >= 1 && hmac <= MAX_HMAC_KEY_SIZE, `${hmac} bytes`);
+  if (key !== null && hmac !== null && key !== "bad-base64" && hmac !== "bad-base64") {
+    const a = opts.keyBase64Rijndael
+      ? Buffer.from(opts.keyBase64Rijndael, "base64")
+      : Buffer.from(opts.keyRijndael ?? "");
+    const b = opts.keyBase64Hmac
+      ? Buffer.from(opts.keyBase64Hmac, "base64")
+      : Buffer.from(opts.keyHmac ?? "");
+    add(
+      "keys differ",
+      !a.equals(b),
+      a.equals(b) ? "the HMAC key equals the encryption key: servers refuse that" : "yes",
+    );
+  }
+  for (const [name, parse, value] of [
+    ["digest type", parseDigestType, opts.digestType],
+    ["HMAC digest type", parseDigestType, opts.hmacDigestType],
+    ["encryption mode", parseEncryptionMode, opts.encryptionMode],
+  ] as const) {
+    if (value === undefined) continue;
+    try {
+      parse(value);
+      add(name, true, value);
+    } catch (err) {
+      add(name, false, err instanceof Error ? err.message : String(err));
+    }
+  }
+  if (opts.access) {
+    try {
+      add("access", true, parseAccessOption(opts.access).text);
+    } catch (err) {
+      add("access", false, err instanceof Error ? err.message : String(err));
+    }
+  } else add("access", false, "no ACCESS (e.g. tcp/22): add it to the stanza or pass -A");
+  if (opts.destination) {
+    try {
+      const { address } = await lookup(opts.destination, { family: 4 });
+      add("server", true, `${opts.destination} → ${address}`);
+    } catch {
+      add("server", false, `${opts.destination} does not resolve to an IPv4 address`);
+    }
+  } else add("server", false, "no SPA_SERVER: add it to the stanza or pass -D");
+  if (opts.resolveUrl) {
+    try {
+      const r = await fetchExternalIp(opts.resolveUrl);
+      add("external address", true, `${r.ip} (from ${opts.resolveUrl})`);
+      if (r.serverDate) {
+        const skew = Math.round((Date.now() - r.serverDate.getTime()) / 1000);
+        add(
+          "clock",
+          Math.abs(skew) < 60,
+          `${skew >= 0 ? "+" : ""}${skew} s against ${opts.resolveUrl}'s Date header${Math.abs(skew) >= 60 ? ": servers refuse packets older than 120 s by default; fix your clock (NTP)" : ""}`,
+        );
+      }
+    } catch (err) {
+      add(
+        "external address",
+        false,
+        `${opts.resolveUrl}: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
+  }
+  return checks;
+}
+
+export function renderChecks(checks: readonly Check[]): string {
+  return checks
+    .map((c) => `${c.ok ? "ok     " : "PROBLEM"}  ${c.name.padEnd(18)} ${c.detail}`)
+    .join("\n");
+}
