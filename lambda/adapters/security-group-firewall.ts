@@ -1,0 +1,306 @@
+/**
+ * The Firewall port on EC2 security groups. A grant becomes, for each of its stanza's groups and
+ * each port, one ingress rule for the knocker's /32, described and tagged with who opened it and
+ * until when (so CloudTrail and the console show it). A second knock refreshes the existing
+ * rule's description and tags instead of failing on InvalidPermission.Duplicate. All or nothing:
+ * if any group refuses, the rules this knock created are revoked again.
+ */
+import {
+  AuthorizeSecurityGroupIngressCommand,
+  CreateTagsCommand,
+  DescribeSecurityGroupRulesCommand,
+  type EC2Client,
+  ModifySecurityGroupRulesCommand,
+  RevokeSecurityGroupIngressCommand,
+  type SecurityGroupRule,
+  type Tag,
+} from "@aws-sdk/client-ec2";
+import {
+  type Firewall,
+  type Grant,
+  type OpenRule,
+  type ProtoPort,
+  SpaError,
+} from "../../core/index.js";
+
+export const TAG = {
+  managed: "spaknock:managed",
+  user: "spaknock:user",
+  expires: "spaknock:expires",
+  stanza: "spaknock:stanza",
+} as const;
+
+export interface RuleRef {
+  readonly groupId: string;
+  readonly ruleId: string;
+}
+
+/** The characters EC2 allows in a rule description; anything else becomes `_`. */
+export function sanitiseDescription(text: string): string {
+  return text.replace(/[^a-zA-Z0-9. _\-:/()#,@[\]+=&;{}!$*]/g, "_").slice(0, 255);
+}
+
+export function ruleDescription(grant: Grant): string {
+  const until = new Date(grant.expiresAt * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
+  return sanitiseDescription(`spaknock user=${grant.username} until=${until}`);
+}
+
+export function ruleTags(grant: Grant): Tag[] {
+  return [
+    { Key: TAG.managed, Value: "true" },
+    { Key: TAG.user, Value: grant.username.slice(0, 256) },
+    { Key: TAG.expires, Value: String(grant.expiresAt) },
+    { Key: TAG.stanza, Value: String(grant.stanza) },
+  ];
+}
+
+function errorName(err: unknown): string {
+  return (
+    (err as { name?: string; Code?: string })?.name ?? (err as { Code?: string })?.Code ?? "Error"
+  );
+}
+
+/** Translates an SDK error into the project's code, keeping AWS's error name for the log. */
+export function firewallError(err: unknown, what: string): SpaError {
+  const message = err instanceof Error ? err.message : String(err);
+  return new SpaError("FIREWALL_FAILED", `${what}: ${errorName(err)}: ${message}`);
+}
+
+function matches(rule: SecurityGroupRule, cidr: string, port: ProtoPort): boolean {
+  return (
+    rule.IsEgress === false &&
+    rule.CidrIpv4 === cidr &&
+    rule.IpProtocol === port.proto &&
+    rule.FromPort === port.port &&
+    rule.ToPort === port.port
+  );
+}
+
+export interface SecurityGroupFirewallOptions {
+  /** The groups a grant of this stanza opens. */
+  readonly groupsFor: (stanza: number) => readonly string[];
+  /** The EC2 client to act with for this user (under the opener role when configured). */
+  readonly ec2For: (username: string) => Promise<EC2Client>;
+  readonly log: (message: string, extra?: Record<string, unknown>) => void;
+}
+
+export class SecurityGroupFirewall implements Firewall {
+  private readonly opened = new WeakMap<Grant, RuleRef[]>();
+
+  constructor(private readonly options: SecurityGroupFirewallOptions) {}
+
+  /** The rules that hold a grant opened by this instance. */
+  rulesFor(grant: Grant): readonly RuleRef[] {
+    return this.opened.get(grant) ?? [];
+  }
+
+  async open(grant: Grant): Promise<void> {
+    const ec2 = await this.options.ec2For(grant.username);
+    const groups = this.options.groupsFor(grant.stanza);
+    if (groups.length === 0)
+      throw new SpaError("FIREWALL_FAILED", `stanza #${grant.stanza} names no security group`);
+    const created: RuleRef[] = [];
+    const held: RuleRef[] = [];
+    try {
+      for (const groupId of groups) {
+        for (const port of grant.ports) {
+          const ref = await this.authorizeOrRefresh(ec2, groupId, port, grant);
+          held.push(ref.rule);
+          if (ref.created) created.push(ref.rule);
+        }
+      }
+    } catch (err) {
+      await this.rollBack(ec2, created, err);
+      throw err instanceof SpaError ? err : firewallError(err, "opening the grant");
+    }
+    this.opened.set(grant, held);
+  }
+
+  private async authorizeOrRefresh(
+    ec2: EC2Client,
+    groupId: string,
+    port: ProtoPort,
+    grant: Grant,
+  ): Promise<{ rule: RuleRef; created: boolean }> {
+    const cidr = `${grant.sourceIp}/32`;
+    try {
+      const out = await ec2.send(
+        new AuthorizeSecurityGroupIngressCommand({
+          GroupId: groupId,
+          IpPermissions: [
+            {
+              IpProtocol: port.proto,
+              FromPort: port.port,
+              ToPort: port.port,
+              IpRanges: [{ CidrIp: cidr, Description: ruleDescription(grant) }],
+            },
+          ],
+          TagSpecifications: [{ ResourceType: "security-group-rule", Tags: ruleTags(grant) }],
+        }),
+      );
+      const ruleId = out.SecurityGroupRules?.[0]?.SecurityGroupRuleId;
+      if (!ruleId)
+        throw new SpaError(
+          "FIREWALL_FAILED",
+          `${groupId}: AuthorizeSecurityGroupIngress returned no rule id`,
+        );
+      return { rule: { groupId, ruleId }, created: true };
+    } catch (err) {
+      if (errorName(err) !== "InvalidPermission.Duplicate")
+        throw firewallError(err, `authorizing ${groupId}`);
+    }
+    // Already open for this address and port: refresh its expiry instead.
+    const existing = await this.findRule(ec2, groupId, cidr, port);
+    if (!existing?.SecurityGroupRuleId) {
+      throw new SpaError(
+        "FIREWALL_FAILED",
+        `${groupId}: duplicate rule for ${cidr} ${port.proto}/${port.port} not found`,
+      );
+    }
+    const ruleId = existing.SecurityGroupRuleId;
+    try {
+      await ec2.send(
+        new ModifySecurityGroupRulesCommand({
+          GroupId: groupId,
+          SecurityGroupRules: [
+            {
+              SecurityGroupRuleId: ruleId,
+              SecurityGroupRule: {
+                IpProtocol: port.proto,
+                FromPort: port.port,
+                ToPort: port.port,
+                CidrIpv4: cidr,
+                Description: ruleDescription(grant),
+              },
+            },
+          ],
+        }),
+      );
+      await ec2.send(new CreateTagsCommand({ Resources: [ruleId], Tags: ruleTags(grant) }));
+    } catch (err) {
+      throw firewallError(err, `refreshing ${ruleId} in ${groupId}`);
+    }
+    return { rule: { groupId, ruleId }, created: false };
+  }
+
+  private async findRule(ec2: EC2Client, groupId: string, cidr: string, port: ProtoPort) {
+    let token: string | undefined;
+    do {
+      const out = await ec2.send(
+        new DescribeSecurityGroupRulesCommand({
+          Filters: [{ Name: "group-id", Values: [groupId] }],
+          NextToken: token,
+          MaxResults: 1000,
+        }),
+      );
+      const hit = out.SecurityGroupRules?.find((r) => matches(r, cidr, port));
+      if (hit) return hit;
+      token = out.NextToken;
+    } while (token);
+    return undefined;
+  }
+
+  private async rollBack(
+    ec2: EC2Client,
+    created: readonly RuleRef[],
+    cause: unknown,
+  ): Promise<void> {
+    const byGroup = new Map<string, string[]>();
+    for (const r of created) byGroup.set(r.groupId, [...(byGroup.get(r.groupId) ?? []), r.ruleId]);
+    for (const [groupId, ids] of byGroup) {
+      try {
+        await ec2.send(
+          new RevokeSecurityGroupIngressCommand({ GroupId: groupId, SecurityGroupRuleIds: ids }),
+        );
+        this.options.log("rolled back a partial grant", {
+          groupId,
+          ruleIds: ids,
+          cause: String(cause),
+        });
+      } catch (err) {
+        // The sweeper removes it at its expiry; say so loudly.
+        this.options.log(
+          "could not roll back a partial grant; the sweeper will revoke it at expiry",
+          {
+            groupId,
+            ruleIds: ids,
+            error: String(err),
+          },
+        );
+      }
+    }
+  }
+
+  async close(grant: Grant): Promise<void> {
+    const ec2 = await this.options.ec2For(grant.username);
+    for (const r of this.rulesFor(grant)) await revokeRules(ec2, r.groupId, [r.ruleId]);
+  }
+
+  async list(): Promise<OpenRule[]> {
+    return [];
+  }
+}
+
+/** Revokes rules by id; rules already gone count as revoked (Scheduler may deliver twice). */
+export async function revokeRules(
+  ec2: EC2Client,
+  groupId: string,
+  ruleIds: readonly string[],
+): Promise<void> {
+  if (ruleIds.length === 0) return;
+  try {
+    await ec2.send(
+      new RevokeSecurityGroupIngressCommand({
+        GroupId: groupId,
+        SecurityGroupRuleIds: [...ruleIds],
+      }),
+    );
+  } catch (err) {
+    const name = errorName(err);
+    if (name === "InvalidSecurityGroupRuleId.NotFound" || name === "InvalidPermission.NotFound")
+      return;
+    throw firewallError(err, `revoking ${ruleIds.join(",")} in ${groupId}`);
+  }
+}
+
+export interface ManagedRule {
+  readonly groupId: string;
+  readonly ruleId: string;
+  readonly expiresAt: number | null;
+  readonly user: string | null;
+  readonly cidr: string | null;
+  readonly port: number | null;
+}
+
+/** Every spaknock-tagged ingress rule of a group, with its expiry tag. */
+export async function listManagedRules(ec2: EC2Client, groupId: string): Promise<ManagedRule[]> {
+  const rules: ManagedRule[] = [];
+  let token: string | undefined;
+  do {
+    const out = await ec2.send(
+      new DescribeSecurityGroupRulesCommand({
+        Filters: [
+          { Name: "group-id", Values: [groupId] },
+          { Name: "tag-key", Values: [TAG.managed] },
+        ],
+        NextToken: token,
+        MaxResults: 1000,
+      }),
+    );
+    for (const r of out.SecurityGroupRules ?? []) {
+      if (!r.SecurityGroupRuleId || r.IsEgress) continue;
+      const tag = (k: string) => r.Tags?.find((t) => t.Key === k)?.Value;
+      const expires = tag(TAG.expires);
+      rules.push({
+        groupId,
+        ruleId: r.SecurityGroupRuleId,
+        expiresAt: expires !== undefined && /^\d+$/.test(expires) ? Number(expires) : null,
+        user: tag(TAG.user) ?? null,
+        cidr: r.CidrIpv4 ?? null,
+        port: r.FromPort ?? null,
+      });
+    }
+    token = out.NextToken;
+  } while (token);
+  return rules;
+}

@@ -1,0 +1,33 @@
+/** Open/close notifications to an SNS topic (email subscriptions), like the daemon's email. */
+import { PublishCommand, type SNSClient } from "@aws-sdk/client-sns";
+
+export interface GrantNotice {
+  readonly event: "opened" | "closed";
+  readonly sourceIp: string;
+  readonly username: string;
+  readonly ports: string;
+  readonly expiresAt: number | null;
+  readonly groups: readonly string[];
+}
+
+export async function publishNotice(
+  client: SNSClient,
+  topicArn: string,
+  notice: GrantNotice,
+): Promise<void> {
+  const until = notice.expiresAt ? new Date(notice.expiresAt * 1000).toISOString() : "now";
+  await client.send(
+    new PublishCommand({
+      TopicArn: topicArn,
+      Subject: `spaknock ${notice.event} ${notice.sourceIp} for ${notice.username}`.slice(0, 99),
+      Message: [
+        `event:   ${notice.event}`,
+        `source:  ${notice.sourceIp}`,
+        `user:    ${notice.username}`,
+        `ports:   ${notice.ports}`,
+        `groups:  ${notice.groups.join(", ")}`,
+        `until:   ${until}`,
+      ].join("\n"),
+    }),
+  );
+}

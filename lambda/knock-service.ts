@@ -1,0 +1,143 @@
+/**
+ * The knock function's work, with its AWS clients injected: the same core pipeline as the host
+ * daemon, with DynamoDB for replay, Secrets Manager for the stanzas, security groups for the
+ * firewall, Scheduler for the close and SNS for notices.
+ */
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type { EC2Client } from "@aws-sdk/client-ec2";
+import type { SchedulerClient } from "@aws-sdk/client-scheduler";
+import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import type { SNSClient } from "@aws-sdk/client-sns";
+import type { STSClient } from "@aws-sdk/client-sts";
+import { type KnockOutcome, knock } from "../core/index.js";
+import { AccessConfigSecret } from "./adapters/access-config-secret.js";
+import { DynamoDbReplayCache } from "./adapters/dynamodb-replay.js";
+import { ec2ClientFactory } from "./adapters/opener-role.js";
+import { scheduleRevoke } from "./adapters/scheduler-expiry.js";
+import { SecurityGroupFirewall } from "./adapters/security-group-firewall.js";
+import { publishNotice } from "./adapters/sns-notifier.js";
+import type { KnockEnvironment } from "./environment.js";
+import { parseKnockEvent, URL_RESPONSE } from "./knock-event.js";
+
+export interface AwsClients {
+  readonly dynamodb: DynamoDBClient;
+  readonly ec2: EC2Client;
+  readonly scheduler: SchedulerClient;
+  readonly secrets: SecretsManagerClient;
+  readonly sns: SNSClient;
+  readonly sts: STSClient;
+}
+
+export interface StructuredLog {
+  info(message: string, extra?: Record<string, unknown>): void;
+  warn(message: string, extra?: Record<string, unknown>): void;
+  error(message: string, extra?: Record<string, unknown>): void;
+}
+
+export interface KnockService {
+  handle(event: unknown): Promise<typeof URL_RESPONSE | undefined>;
+}
+
+export function createKnockService(
+  env: KnockEnvironment,
+  clients: AwsClients,
+  log: StructuredLog,
+  nowMs: () => number = () => Date.now(),
+): KnockService {
+  const access = new AccessConfigSecret(
+    clients.secrets,
+    env.ACCESS_CONFIG_SECRET,
+    env.MANAGED_GROUPS,
+    env.ACCESS_CONFIG_TTL,
+  );
+  const replay = new DynamoDbReplayCache(
+    clients.dynamodb,
+    env.REPLAY_TABLE,
+    2 * env.MAX_SPA_PACKET_AGE + 60,
+    () => Math.floor(nowMs() / 1000),
+  );
+  const ec2For = ec2ClientFactory(clients.ec2, clients.sts, env.OPENER_ROLE_ARN);
+
+  return {
+    async handle(event) {
+      const request = parseKnockEvent(event, nowMs());
+      const isUrl = typeof event === "object" && event !== null && "requestContext" in event;
+      const answer = isUrl ? URL_RESPONSE : undefined;
+      if ("invalid" in request) {
+        log.warn("refused", { code: "EVENT_INVALID", reason: request.invalid });
+        return answer;
+      }
+      const stanzas = await access.stanzas();
+      const firewall = new SecurityGroupFirewall({
+        groupsFor: (i) => stanzas[i - 1]?.securityGroups ?? [],
+        ec2For,
+        log: (message, extra) => log.error(message, extra),
+      });
+      const outcome: KnockOutcome = await knock(
+        {
+          payload: Buffer.from(request.spa, "latin1"),
+          sourceIp: request.sourceIp,
+          sourcePort: request.sourcePort,
+          destinationIp: null,
+          receivedAt: request.receivedAt,
+        },
+        { stanzas, replay, firewall },
+        { maxPacketAge: env.MAX_SPA_PACKET_AGE },
+      );
+      if (!outcome.granted) {
+        log.warn("refused", {
+          code: outcome.code,
+          reason: outcome.detail,
+          sourceIp: request.sourceIp,
+          via: request.via,
+          ...(outcome.stanza ? { stanza: outcome.stanza.index } : {}),
+          ...(outcome.username ? { user: outcome.username } : {}),
+        });
+        return answer;
+      }
+      const { grant } = outcome;
+      const rules = firewall.rulesFor(grant);
+      let schedule: string | null = null;
+      try {
+        schedule = await scheduleRevoke(
+          clients.scheduler,
+          {
+            groupName: env.SCHEDULE_GROUP,
+            revokeFunctionArn: env.REVOKE_FUNCTION_ARN,
+            schedulerRoleArn: env.SCHEDULER_ROLE_ARN,
+          },
+          grant,
+          rules,
+        );
+      } catch (err) {
+        // The grant stands; the sweeper revokes it within a minute or two of its expiry.
+        log.error("could not schedule the revoke; the sweeper will close it", {
+          code: "SCHEDULE_FAILED",
+          error: String(err),
+          rules,
+        });
+      }
+      log.info("granted", {
+        sourceIp: grant.sourceIp,
+        user: grant.username,
+        ports: grant.ports.map((p) => `${p.proto}/${p.port}`),
+        expiresAt: grant.expiresAt,
+        stanza: grant.stanza,
+        rules,
+        schedule,
+        via: request.via,
+      });
+      if (env.NOTIFY_TOPIC_ARN) {
+        await publishNotice(clients.sns, env.NOTIFY_TOPIC_ARN, {
+          event: "opened",
+          sourceIp: grant.sourceIp,
+          username: grant.username,
+          ports: grant.ports.map((p) => `${p.proto}/${p.port}`).join(", "),
+          expiresAt: grant.expiresAt,
+          groups: [...new Set(rules.map((r) => r.groupId))],
+        }).catch((err) => log.warn("notification failed", { error: String(err) }));
+      }
+      return answer;
+    },
+  };
+}

@@ -1,0 +1,13 @@
+/** Lambda entry: every minute, revoke every spaknock rule past its expiry (the backstop). */
+import { createAwsClients, createLogger } from "./clients.js";
+import { readEnvironment, revokeEnvironment } from "./environment.js";
+import { createRevokeService, type RevokeService } from "./revoke-service.js";
+
+const clients = createAwsClients();
+const log = createLogger("spaknock-sweep");
+let service: RevokeService | undefined;
+
+export const handler = async () => {
+  service ??= createRevokeService(readEnvironment(revokeEnvironment, process.env), clients, log);
+  return service.sweep();
+};
