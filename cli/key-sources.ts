@@ -3,7 +3,8 @@
  * `--fd N`, `-G FILE`, the rc stanza (KEY, KEY_BASE64, KEY_FILE), and finally a prompt on the
  * terminal without echo. Keys are never echoed, logged or put in an error message.
  */
-import { readFileSync, readSync } from "node:fs";
+import { openSync, readFileSync, readSync } from "node:fs";
+import * as tty from "node:tty";
 import { isBase64Text } from "../core/index.js";
 import { UsageError } from "./exit-codes.js";
 
@@ -62,10 +63,26 @@ export function keyFromFd(fd: number, origin: string): string {
   return key;
 }
 
+/**
+ * The terminal to ask on: stdin when it is one, else the controlling terminal (/dev/tty), as
+ * under ssh's ProxyCommand where stdin and stdout carry the ssh connection itself.
+ */
+function openTerminal(): { input: tty.ReadStream; close: () => void } | null {
+  if (process.stdin.isTTY)
+    return { input: process.stdin as tty.ReadStream, close: () => process.stdin.pause() };
+  try {
+    const fd = openSync("/dev/tty", "r");
+    const input = new tty.ReadStream(fd);
+    return { input, close: () => input.destroy() };
+  } catch {
+    return null;
+  }
+}
+
 /** Reads a line from the terminal with echo off. Rejects when there is no terminal. */
 export function promptHidden(prompt: string): Promise<string> {
-  const input = process.stdin;
-  if (!input.isTTY) {
+  const terminal = openTerminal();
+  if (!terminal) {
     return Promise.reject(
       new UsageError(
         "no key given and no terminal to ask for one: use --key-rijndael/--key-base64-rijndael, " +
@@ -73,6 +90,7 @@ export function promptHidden(prompt: string): Promise<string> {
       ),
     );
   }
+  const { input } = terminal;
   return new Promise((resolve, reject) => {
     // Echo goes off before the prompt appears: a fast typist (or script) must never be echoed.
     input.setRawMode(true);
@@ -81,8 +99,8 @@ export function promptHidden(prompt: string): Promise<string> {
     let value = "";
     const done = (err: Error | null) => {
       input.setRawMode(false);
-      input.pause();
       input.removeListener("data", onData);
+      terminal.close();
       process.stderr.write("\n");
       if (err) reject(err);
       else resolve(value);

@@ -82,6 +82,14 @@ function addKnockOptions(cmd: Command): Command {
   return addKeyOptions(cmd);
 }
 
+function parseWait(value: string): number {
+  const seconds = Number(value);
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 3600) {
+    throw new UsageError(`--wait "${value}": expected seconds in 1..3600`);
+  }
+  return seconds * 1000;
+}
+
 /** The default tcp port to wait for: the first tcp/N of the stanza's ACCESS. */
 function firstTcpPort(access: string | undefined): number | null {
   if (!access) return null;
@@ -138,7 +146,10 @@ export function buildProgram(): Command {
       .description("knock with the stanza, wait until its tcp port answers, then run ssh")
       .option("--wait <seconds>", "how long to wait for the port after the knock", "10")
       .option("--port <port>", "the tcp port to wait for (default: the first tcp port of ACCESS)")
-      .argument("[ssh-args...]", "arguments for ssh (default: the stanza's SPA_SERVER)")
+      .argument(
+        "[ssh-args...]",
+        "arguments for ssh (default: the stanza's SPA_SERVER); put ssh's own options after --",
+      )
       .passThroughOptions(),
   ).action(async (sshArgs: string[], opts: ClientOptions & { wait: string; port?: string }) => {
     const knockOpts: ClientOptions = { ...opts };
@@ -151,7 +162,7 @@ export function buildProgram(): Command {
       host: plan.server,
       port,
       knock: async () => {},
-      waitTimeoutMs: Number(opts.wait) * 1000,
+      waitTimeoutMs: parseWait(opts.wait),
       sshArgs: sshArgs.length > 0 ? sshArgs : [plan.server],
     });
   });
@@ -183,7 +194,7 @@ export function buildProgram(): Command {
           warn,
         );
       },
-      waitTimeoutMs: Number(opts.wait) * 1000,
+      waitTimeoutMs: parseWait(opts.wait),
       stdin: process.stdin,
       stdout: process.stdout,
       stderr: process.stderr,

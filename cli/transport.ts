@@ -42,9 +42,10 @@ export function sendSpa(
     case "udp":
       return sendDatagram(host, port, Buffer.from(wire, "latin1"), opts.sourcePort);
     case "tcp":
-      return sendOverTcp(host, port, Buffer.from(wire, "latin1"), opts);
+      return sendOverTcp("tcp", host, port, Buffer.from(wire, "latin1"), opts);
     case "http":
       return sendOverTcp(
+        "http",
         host,
         port,
         Buffer.from(
@@ -130,6 +131,7 @@ function sendDatagram(
 }
 
 function sendOverTcp(
+  proto: "tcp" | "http",
   host: string,
   port: number,
   payload: Buffer,
@@ -152,7 +154,7 @@ function sendOverTcp(
       settled = true;
       clearTimeout(timer);
       socket.destroy();
-      reject(describeSendError(err, "tcp", host, port, opts.sourcePort, code));
+      reject(describeSendError(err, proto, host, port, opts.sourcePort, code));
     };
     socket.once("error", (err) => fail(err));
     socket.once("connect", () => {
@@ -176,7 +178,7 @@ function sendOverTcp(
 
 function describeSendError(
   err: Error,
-  proto: "udp" | "tcp",
+  proto: SpaTransport,
   host: string,
   port: number,
   sourcePort: number | undefined,

@@ -47,7 +47,7 @@ describe("waitForTcpPort", () => {
 
     // Act
     const open = await waitForTcpPort(LOCALHOST, port, {
-      timeoutMs: 5_000,
+      timeoutMs: 10_000,
       onAttempt: (n) => attempts.push(n),
     });
 
@@ -55,7 +55,8 @@ describe("waitForTcpPort", () => {
     await listening;
     expect(open).toBe(true);
     expect(Date.now() - started).toBeGreaterThanOrEqual(550);
-    expect(Date.now() - started).toBeLessThan(2_000);
+    // Well before the timeout: it returned on the first success, not at the end.
+    expect(Date.now() - started).toBeLessThan(5_000);
     expect(attempts.length).toBeGreaterThan(1);
     expect(attempts).toEqual(attempts.map((_, i) => i + 1));
   });
@@ -79,7 +80,7 @@ describe("waitForTcpPort", () => {
     const elapsed = Date.now() - started;
     expect(open).toBe(false);
     expect(elapsed).toBeGreaterThanOrEqual(650);
-    expect(elapsed).toBeLessThan(1_500);
+    expect(elapsed).toBeLessThan(3_000);
   });
 
   it("resolves a host name once (localhost, from /etc/hosts) and connects to it", async () => {
