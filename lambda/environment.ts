@@ -21,6 +21,8 @@ export const knockEnvironment = z.object({
   SCHEDULE_GROUP: z.string().min(1),
   REVOKE_FUNCTION_ARN: z.string().startsWith("arn:"),
   SCHEDULER_ROLE_ARN: z.string().startsWith("arn:"),
+  /** Where Scheduler puts a revoke it could not deliver (the sweeper still closes the rule). */
+  SCHEDULE_DLQ_ARN: optionalArn,
   MANAGED_GROUPS: sgList,
   OPENER_ROLE_ARN: optionalArn,
   NOTIFY_TOPIC_ARN: optionalArn,

@@ -105,6 +105,7 @@ export function createKnockService(
             groupName: env.SCHEDULE_GROUP,
             revokeFunctionArn: env.REVOKE_FUNCTION_ARN,
             schedulerRoleArn: env.SCHEDULER_ROLE_ARN,
+            deadLetterArn: env.SCHEDULE_DLQ_ARN,
           },
           grant,
           rules,

@@ -16,6 +16,7 @@ export interface ScheduleTarget {
   readonly groupName: string;
   readonly revokeFunctionArn: string;
   readonly schedulerRoleArn: string;
+  readonly deadLetterArn?: string | undefined;
 }
 
 /** `at(yyyy-mm-ddThh:mm:ss)` in UTC, as Scheduler's one-time expressions are written. */
@@ -54,6 +55,7 @@ export async function scheduleRevoke(
         RoleArn: target.schedulerRoleArn,
         Input: JSON.stringify(input),
         RetryPolicy: { MaximumRetryAttempts: 10, MaximumEventAgeInSeconds: 3600 },
+        ...(target.deadLetterArn ? { DeadLetterConfig: { Arn: target.deadLetterArn } } : {}),
       },
     }),
   );
