@@ -20,6 +20,7 @@ import { type Log, stderrLog, syslogLog } from "./log.js";
 import { DryRunFirewall, type ManagedFirewall } from "./managed-firewall.js";
 import { EmailNotifier } from "./notify/email.js";
 import { ExecHookNotifier } from "./notify/exec-hook.js";
+import { checkFunction, RELAY_DEFAULTS, Relay } from "./relay.js";
 import { ReplayFile } from "./replay-file.js";
 
 const EXIT = { OK: 0, RUNTIME: 1, USAGE: 2, CONFIG: 3 } as const;
@@ -175,8 +176,81 @@ async function runDaemon(opts: DaemonOptions, config: LoadedConfig, log: Log): P
   });
 }
 
+interface RelayCliOptions {
+  function: string;
+  listen: string;
+  region?: string;
+  endpoint?: string;
+  rate: string;
+  foreground?: boolean;
+  verbose?: boolean;
+}
+
+async function runRelay(opts: RelayCliOptions): Promise<number> {
+  const m = /^(\d+\.\d+\.\d+\.\d+):(\d{1,5})$/.exec(opts.listen);
+  if (!m) {
+    process.stderr.write(`spaknockd relay: --listen "${opts.listen}": expected ADDRESS:PORT\n`);
+    return EXIT.USAGE;
+  }
+  const log = opts.foreground
+    ? stderrLog(opts.verbose === true)
+    : syslogLog("spaknockd-relay", "LOG_DAEMON", opts.verbose === true);
+  const { LambdaClient } = await import("@aws-sdk/client-lambda");
+  const lambda = new LambdaClient({
+    ...(opts.region ? { region: opts.region } : {}),
+    ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
+  });
+  try {
+    await checkFunction(lambda, opts.function);
+  } catch (err) {
+    log.error(err instanceof Error ? err.message : String(err));
+    log.close();
+    return EXIT.RUNTIME;
+  }
+  const relay = new Relay(
+    lambda,
+    new UdpSocketCapture(m[1] as string, Number(m[2])),
+    {
+      ...RELAY_DEFAULTS,
+      functionName: opts.function,
+      perSourceLimit: Number(opts.rate),
+    },
+    log,
+  );
+  await relay.start();
+  log.info(`spaknockd relay started: udp ${opts.listen} -> Lambda ${opts.function}`);
+  return new Promise((resolve) => {
+    const stop = () => {
+      void relay.stop().finally(() => {
+        log.close();
+        resolve(EXIT.OK);
+      });
+    };
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+  });
+}
+
 function buildProgram(run: (opts: DaemonOptions) => Promise<number>): Command {
-  return new Command("spaknockd")
+  const program = new Command("spaknockd").enablePositionalOptions();
+  program
+    .command("relay")
+    .description("forward SPA datagrams to the spaknock knock Lambda (for AWS)")
+    .requiredOption("--function <name-or-arn>", "the knock function")
+    .option("--listen <addr:port>", "where to listen", "0.0.0.0:62201")
+    .option("--region <region>", "AWS region (default: from the environment)")
+    .option("--endpoint <url>", "Lambda endpoint override (tests, VPC endpoints)")
+    .option(
+      "--rate <n>",
+      "invocations per source address per 10 s",
+      String(RELAY_DEFAULTS.perSourceLimit),
+    )
+    .option("-f, --foreground", "log to stderr instead of syslog")
+    .option("-v, --verbose", "debug logging (every dropped datagram)")
+    .action(async (opts: RelayCliOptions) => {
+      process.exitCode = await runRelay(opts);
+    });
+  return program
     .description(
       "Single Packet Authorization daemon, compatible with fwknop clients and config files",
     )

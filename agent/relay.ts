@@ -1,0 +1,124 @@
+/**
+ * Relay mode (`spaknockd relay`): Lambda cannot receive UDP, so a small host listens on
+ * udp/62201 and hands each datagram that passes the core precheck to the knock function as an
+ * asynchronous invocation. Silent like the daemon; junk never costs an invocation; a per-source
+ * rate limit keeps one sender from running up the bill.
+ */
+import { InvokeCommand, type LambdaClient } from "@aws-sdk/client-lambda";
+import { precheckDatagram, SpaError } from "../core/index.js";
+import type { Capture, Datagram } from "./capture/datagram.js";
+import type { Log } from "./log.js";
+
+export interface RelayOptions {
+  readonly functionName: string;
+  /** Invocations allowed per source address per window. */
+  readonly perSourceLimit: number;
+  readonly windowMs: number;
+  readonly maxInFlight: number;
+}
+
+export const RELAY_DEFAULTS = { perSourceLimit: 10, windowMs: 10_000, maxInFlight: 64 } as const;
+
+/** Fails with a clear message when the function is missing or not invocable with these credentials. */
+export async function checkFunction(lambda: LambdaClient, functionName: string): Promise<void> {
+  try {
+    await lambda.send(new InvokeCommand({ FunctionName: functionName, InvocationType: "DryRun" }));
+  } catch (err) {
+    const name = (err as { name?: string }).name ?? "Error";
+    const hint =
+      name === "ResourceNotFoundException"
+        ? `function ${functionName} does not exist in this region`
+        : name === "CredentialsProviderError" || name === "ExpiredTokenException"
+          ? "no AWS credentials (instance role, environment or ~/.aws)"
+          : name === "AccessDeniedException"
+            ? `these credentials may not invoke ${functionName}`
+            : `${name}: ${err instanceof Error ? err.message : String(err)}`;
+    throw new Error(`relay cannot invoke the knock function: ${hint}`);
+  }
+}
+
+export class Relay {
+  private readonly windows = new Map<string, { start: number; count: number }>();
+  private inFlight = 0;
+  readonly stats = { received: 0, forwarded: 0, dropped: 0, failed: 0 };
+
+  constructor(
+    private readonly lambda: LambdaClient,
+    private readonly capture: Capture,
+    private readonly options: RelayOptions,
+    private readonly log: Log,
+    private readonly nowMs: () => number = () => Date.now(),
+  ) {}
+
+  start(): Promise<void> {
+    return this.capture.start((d) => this.onDatagram(d));
+  }
+
+  stop(): Promise<void> {
+    return this.capture.stop();
+  }
+
+  private allowed(sourceIp: string): boolean {
+    const now = this.nowMs();
+    const w = this.windows.get(sourceIp);
+    if (!w || now - w.start >= this.options.windowMs) {
+      if (this.windows.size > 100_000) this.windows.clear(); // bounded memory under a spoofed flood
+      this.windows.set(sourceIp, { start: now, count: 1 });
+      return true;
+    }
+    w.count++;
+    return w.count <= this.options.perSourceLimit;
+  }
+
+  onDatagram(d: Datagram): void {
+    this.stats.received++;
+    let spa: string;
+    try {
+      spa = precheckDatagram(d.payload);
+    } catch (err) {
+      this.stats.dropped++;
+      this.log.debug(
+        `dropped datagram from ${d.sourceIp}: ${err instanceof SpaError ? err.code : String(err)}`,
+      );
+      return;
+    }
+    if (!this.allowed(d.sourceIp)) {
+      this.stats.dropped++;
+      this.log.warning(`dropped datagram from ${d.sourceIp}: RATE_LIMITED`);
+      return;
+    }
+    if (this.inFlight >= this.options.maxInFlight) {
+      this.stats.dropped++;
+      this.log.warning(`dropped datagram from ${d.sourceIp}: OVERLOAD`);
+      return;
+    }
+    this.inFlight++;
+    const payload = JSON.stringify({
+      spa,
+      sourceIp: d.sourceIp,
+      sourcePort: d.sourcePort,
+      receivedAt: d.receivedAt,
+    });
+    this.lambda
+      .send(
+        new InvokeCommand({
+          FunctionName: this.options.functionName,
+          InvocationType: "Event",
+          Payload: payload,
+        }),
+      )
+      .then(() => {
+        this.stats.forwarded++;
+        this.log.info(
+          `forwarded SPA packet from ${d.sourceIp}:${d.sourcePort} to ${this.options.functionName}`,
+        );
+      })
+      .catch((err) => {
+        this.stats.failed++;
+        this.log.error(`could not forward the packet from ${d.sourceIp}: ${String(err)}`);
+      })
+      .finally(() => {
+        this.inFlight--;
+      });
+  }
+}
