@@ -72,7 +72,7 @@ export const DAEMON_DEFAULTS: DaemonSettings = {
   guardPorts: null,
   nftTable: "spaknock",
   iptablesChain: "SPAKNOCK_INPUT",
-  flushAtInit: true,
+  flushAtInit: false,
   flushAtExit: true,
   emailAddresses: [],
   smtp: { host: "localhost", port: 25, from: "spaknockd@localhost", secure: false },
