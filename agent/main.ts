@@ -192,6 +192,13 @@ async function runRelay(opts: RelayCliOptions): Promise<number> {
     process.stderr.write(`spaknockd relay: --listen "${opts.listen}": expected ADDRESS:PORT\n`);
     return EXIT.USAGE;
   }
+  const rate = Number(opts.rate);
+  if (!Number.isInteger(rate) || rate < 1 || rate > 10_000) {
+    process.stderr.write(
+      `spaknockd relay: --rate "${opts.rate}": expected a whole number in 1..10000\n`,
+    );
+    return EXIT.USAGE;
+  }
   const log = opts.foreground
     ? stderrLog(opts.verbose === true)
     : syslogLog("spaknockd-relay", "LOG_DAEMON", opts.verbose === true);
@@ -213,7 +220,7 @@ async function runRelay(opts: RelayCliOptions): Promise<number> {
     {
       ...RELAY_DEFAULTS,
       functionName: opts.function,
-      perSourceLimit: Number(opts.rate),
+      perSourceLimit: rate,
     },
     log,
   );

@@ -238,4 +238,9 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+// `spaknock -T -v | head` closes the pipe early: that is not an error worth a stack trace.
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code === "EPIPE") process.exit(process.exitCode ?? 0);
+});
+
 process.exitCode = await main(process.argv);

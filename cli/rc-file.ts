@@ -30,7 +30,9 @@ export const RC_KEYWORDS = new Set(
   ).split(" "),
 );
 
-const LINE = /^([A-Za-z0-9_]+)\s*(?:[=\s])\s*(.*)$/;
+// fwknop reads `sscanf(line, "%s %[^ ;\t\n\r#]")`: the keyword (a trailing `:` dropped), then a
+// value that ends at the first space, tab, `;` or `#`. `=` is tolerated as a separator too.
+const LINE = /^([A-Za-z0-9_]+):?(?:\s*=\s*|\s+)([^ ;\t#]*)/;
 
 export function parseRcFile(text: string, file: string): RcFile {
   const stanzas: RcStanza[] = [];
@@ -47,7 +49,7 @@ export function parseRcFile(text: string, file: string): RcFile {
     const m = LINE.exec(line);
     if (!m) throw new RcError(`${file}:${i + 1}: cannot read this line`);
     if (!current) throw new RcError(`${file}:${i + 1}: ${m[1]} before any [stanza] header`);
-    (current as RcStanza).values.set(m[1] as string, (m[2] as string).trim());
+    (current as RcStanza).values.set(m[1] as string, m[2] as string);
   });
   return { stanzas };
 }

@@ -87,11 +87,20 @@ export async function knock(
     return refuse(refusalOf(err, null, null), null);
   }
   const digest = replayDigest(data);
-  if (ports.replay && (await ports.replay.seen(digest))) {
-    return refuse(
-      { code: "SPA_REPLAY", detail: "digest already seen", stanza: null, username: null },
-      digest,
-    );
+  if (ports.replay) {
+    let seen: boolean;
+    try {
+      seen = await ports.replay.seen(digest);
+    } catch (err) {
+      const detail = err instanceof Error ? err.message : String(err);
+      return refuse({ code: "REPLAY_STORE_FAILED", detail, stanza: null, username: null }, digest);
+    }
+    if (seen) {
+      return refuse(
+        { code: "SPA_REPLAY", detail: "digest already seen", stanza: null, username: null },
+        digest,
+      );
+    }
   }
 
   const candidates = ports.stanzas.filter(

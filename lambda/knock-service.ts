@@ -67,7 +67,17 @@ export function createKnockService(
         log.warn("refused", { code: "EVENT_INVALID", reason: request.invalid });
         return answer;
       }
-      const stanzas = await access.stanzas();
+      let stanzas: Awaited<ReturnType<typeof access.stanzas>>;
+      try {
+        stanzas = await access.stanzas();
+      } catch (err) {
+        log.error("refused: cannot read the access stanzas", {
+          code: "CONFIG_INVALID",
+          error: String(err),
+        });
+        if (isUrl) return answer;
+        throw err; // the relay's asynchronous invoke retries; nothing was opened
+      }
       const firewall = new SecurityGroupFirewall({
         groupsFor: (i) => stanzas[i - 1]?.securityGroups ?? [],
         ec2For,
@@ -98,26 +108,28 @@ export function createKnockService(
       const { grant } = outcome;
       const rules = firewall.rulesFor(grant);
       let schedule: string | null = null;
-      try {
-        schedule = await scheduleRevoke(
-          clients.scheduler,
-          {
-            groupName: env.SCHEDULE_GROUP,
-            revokeFunctionArn: env.REVOKE_FUNCTION_ARN,
-            schedulerRoleArn: env.SCHEDULER_ROLE_ARN,
-            deadLetterArn: env.SCHEDULE_DLQ_ARN,
-          },
-          grant,
-          rules,
-        );
-      } catch (err) {
-        // The grant stands; the sweeper revokes it within a minute or two of its expiry.
-        log.error("could not schedule the revoke; the sweeper will close it", {
-          code: "SCHEDULE_FAILED",
-          error: String(err),
-          rules,
-        });
-      }
+      // Nothing of ours to close when only rules spaknock does not manage hold the door.
+      if (rules.length > 0)
+        try {
+          schedule = await scheduleRevoke(
+            clients.scheduler,
+            {
+              groupName: env.SCHEDULE_GROUP,
+              revokeFunctionArn: env.REVOKE_FUNCTION_ARN,
+              schedulerRoleArn: env.SCHEDULER_ROLE_ARN,
+              deadLetterArn: env.SCHEDULE_DLQ_ARN,
+            },
+            grant,
+            rules,
+          );
+        } catch (err) {
+          // The grant stands; the sweeper revokes it within a minute or two of its expiry.
+          log.error("could not schedule the revoke; the sweeper will close it", {
+            code: "SCHEDULE_FAILED",
+            error: String(err),
+            rules,
+          });
+        }
       log.info("granted", {
         sourceIp: grant.sourceIp,
         user: grant.username,

@@ -34,6 +34,8 @@ export function ec2ClientFactory(
       throw new Error("AssumeRole returned no credentials");
     return new EC2Client({
       region: await base.config.region(),
+      maxAttempts: await base.config.maxAttempts(),
+      ...(base.config.endpoint ? { endpoint: await base.config.endpoint() } : {}),
       credentials: {
         accessKeyId: c.AccessKeyId,
         secretAccessKey: c.SecretAccessKey,

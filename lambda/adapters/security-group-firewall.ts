@@ -105,7 +105,7 @@ export class SecurityGroupFirewall implements Firewall {
       for (const groupId of groups) {
         for (const port of grant.ports) {
           const ref = await this.authorizeOrRefresh(ec2, groupId, port, grant);
-          held.push(ref.rule);
+          if (!ref.foreign) held.push(ref.rule);
           if (ref.created) created.push(ref.rule);
         }
       }
@@ -121,7 +121,7 @@ export class SecurityGroupFirewall implements Firewall {
     groupId: string,
     port: ProtoPort,
     grant: Grant,
-  ): Promise<{ rule: RuleRef; created: boolean }> {
+  ): Promise<{ rule: RuleRef; created: boolean; foreign?: boolean }> {
     const cidr = `${grant.sourceIp}/32`;
     try {
       const out = await ec2.send(
@@ -158,6 +158,15 @@ export class SecurityGroupFirewall implements Firewall {
       );
     }
     const ruleId = existing.SecurityGroupRuleId;
+    if (!existing.Tags?.some((t) => t.Key === TAG.managed)) {
+      // Someone else's rule (an admin's permanent one) already lets this address in. Never tag,
+      // schedule or revoke it: the door is open without us.
+      this.options.log("address already allowed by a rule spaknock does not manage; left alone", {
+        groupId,
+        ruleId,
+      });
+      return { rule: { groupId, ruleId }, created: false, foreign: true };
+    }
     try {
       await ec2.send(
         new ModifySecurityGroupRulesCommand({

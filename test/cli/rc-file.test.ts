@@ -108,4 +108,17 @@ USE_HMAC                    Y
       ACCESS: "udp/53",
     });
   });
+
+  it("reads values as fwknop does: a value ends at a space, tab, ; or #, and KEYWORD: is fine", () => {
+    const rc = parseRcFile(
+      "[x]\nKEY mysecret # rotated\nHMAC_KEY abc;old\nACCESS: tcp/22\nSPA_SERVER\t198.18.0.1\tx\n",
+      "rc",
+    );
+    expect(Object.fromEntries(resolveStanza(rc, "x", "rc"))).toEqual({
+      KEY: "mysecret",
+      HMAC_KEY: "abc",
+      ACCESS: "tcp/22",
+      SPA_SERVER: "198.18.0.1",
+    });
+  });
 });
