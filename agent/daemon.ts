@@ -10,7 +10,9 @@ import {
   knock,
   type Notifier,
   type OpenRule,
+  precheckDatagram,
   type ReplayCache,
+  SpaError,
   type SpaErrorCode,
 } from "../core/index.js";
 import type { Capture, Datagram } from "./capture/datagram.js";
@@ -102,6 +104,16 @@ export class Spaknockd {
     if (this.inFlight >= MAX_IN_FLIGHT) {
       this.stats.dropped++;
       this.noteRefusal("OVERLOAD", null);
+      return;
+    }
+    // Junk is refused here, synchronously, before a promise is made for it: under a flood this
+    // is most of the work. knock() prechecks again (cheaply) for what gets through.
+    try {
+      precheckDatagram(d.payload);
+    } catch (err) {
+      this.stats.refused++;
+      const code = err instanceof SpaError ? err.code : "SPA_SIZE";
+      this.noteRefusal(code, `refused SPA packet from ${d.sourceIp}:${d.sourcePort}: ${code}`);
       return;
     }
     this.inFlight++;

@@ -60,6 +60,11 @@ export function chooseFirewall(
     return new NftablesFirewall(runner, {
       table: config.settings.nftTable,
       guardPorts: config.guardPorts,
+      // The socket's port is protected in the kernel; in pcap mode packets are seen before it.
+      spaGuard:
+        config.settings.capture === "udp"
+          ? { port: config.settings.udpPort, perSourcePerSecond: config.settings.spaRateLimit }
+          : null,
     });
   }
   if (backend === "iptables")

@@ -39,6 +39,8 @@ export interface DaemonSettings {
   /** Ports spaknock's nftables table keeps closed; null: the union of the stanzas' OPEN_PORTS. */
   readonly guardPorts: readonly ProtoPort[] | null;
   readonly nftTable: string;
+  /** nftables: datagrams per second one source may send to the SPA port (0: unlimited). */
+  readonly spaRateLimit: number;
   readonly iptablesChain: string;
   readonly flushAtInit: boolean;
   readonly flushAtExit: boolean;
@@ -71,6 +73,7 @@ export const DAEMON_DEFAULTS: DaemonSettings = {
   firewallBackend: "auto",
   guardPorts: null,
   nftTable: "spaknock",
+  spaRateLimit: 20,
   iptablesChain: "SPAKNOCK_INPUT",
   flushAtInit: false,
   flushAtExit: true,
@@ -221,6 +224,9 @@ export function parseDaemonConf(
         if (!/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(l.value))
           throw confError(l, "NFT_TABLE: letters, digits, _");
         s.nftTable = l.value;
+        break;
+      case "SPA_RATE_LIMIT":
+        s.spaRateLimit = parseBoundedInt(l, 0, 100000);
         break;
       case "IPT_CHAIN":
         if (!/^[A-Za-z][A-Za-z0-9_]{0,27}$/.test(l.value))

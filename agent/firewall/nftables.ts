@@ -19,6 +19,7 @@ export interface NftablesOptions {
   readonly table: string;
   readonly guardPorts: readonly ProtoPort[];
   readonly nftPath?: string;
+  readonly spaGuard?: SpaPortGuard | null;
   /** Apply grants through a long-lived `nft -i` (fast path); default true. */
   readonly interactive?: boolean;
 }
@@ -26,7 +27,18 @@ export interface NftablesOptions {
 const set = (kind: "allow" | "guard", proto: "tcp" | "udp") => `${kind}_${proto}`;
 
 /** The whole table, idempotent: re-running it replaces the chain's rules and the guard sets. */
-export function nftSetupScript(table: string, guardPorts: readonly ProtoPort[]): string {
+/** Kernel-side protection of the SPA port itself, before any packet reaches the daemon. */
+export interface SpaPortGuard {
+  readonly port: number;
+  /** Datagrams per second one source address may send to the SPA port; 0: no limit. */
+  readonly perSourcePerSecond: number;
+}
+
+export function nftSetupScript(
+  table: string,
+  guardPorts: readonly ProtoPort[],
+  spaGuard: SpaPortGuard | null = null,
+): string {
   const t = `inet ${table}`;
   const lines = [
     `add table ${t}`,
@@ -39,6 +51,20 @@ export function nftSetupScript(table: string, guardPorts: readonly ProtoPort[]):
     `flush set ${t} guard_tcp`,
     `flush set ${t} guard_udp`,
   ];
+  if (spaGuard) {
+    // First in the chain, before the established accept: a flood from one source port is
+    // "established" to conntrack after its first datagram.
+    const dport = `udp dport ${spaGuard.port}`;
+    // 8-byte UDP header + 140..1500 bytes of SPA data: anything else is junk by size alone.
+    lines.push(`add rule ${t} input ${dport} udp length != 148-1508 drop`);
+    if (spaGuard.perSourcePerSecond > 0) {
+      const rate = spaGuard.perSourcePerSecond;
+      lines.push(
+        `add set ${t} spa_rate { type ipv4_addr; flags dynamic,timeout; timeout 10s; size 65536; }`,
+        `add rule ${t} input ${dport} update @spa_rate { ip saddr limit rate over ${rate}/second burst ${2 * rate} packets } drop`,
+      );
+    }
+  }
   for (const proto of ["tcp", "udp"] as const) {
     const ports = [...new Set(guardPorts.filter((p) => p.proto === proto).map((p) => p.port))];
     if (ports.length > 0)
@@ -151,7 +177,7 @@ export class NftablesFirewall implements ManagedFirewall {
   async setup(): Promise<void> {
     await this.runner.run(
       [this.nft, "-f", "-"],
-      nftSetupScript(this.options.table, this.options.guardPorts),
+      nftSetupScript(this.options.table, this.options.guardPorts, this.options.spaGuard ?? null),
     );
   }
 
