@@ -56,7 +56,12 @@ export class SpaError extends Error {
 
   constructor(code: SpaErrorCode, detail?: string) {
     const summary = SPA_ERROR_CODES[code];
+    // Refusals are expected outcomes, thrown once per junk packet under a flood: capturing a
+    // stack for each would cost more than the HMAC check that raised it. The code says where.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(detail ? `${summary}: ${detail}` : summary);
+    Error.stackTraceLimit = limit;
     this.code = code;
   }
 }

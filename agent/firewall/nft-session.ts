@@ -58,6 +58,11 @@ export class NftSession {
     else p.resolve();
   }
 
+  /** Starts nft now, so the first knock does not wait for it. */
+  warm(): void {
+    this.ensureChild();
+  }
+
   /** Applies the script's lines as one transaction; serialised with other calls. */
   apply(script: string): Promise<void> {
     const line = `${script

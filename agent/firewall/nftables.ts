@@ -179,6 +179,7 @@ export class NftablesFirewall implements ManagedFirewall {
       [this.nft, "-f", "-"],
       nftSetupScript(this.options.table, this.options.guardPorts, this.options.spaGuard ?? null),
     );
+    this.session?.warm();
   }
 
   async open(grant: Grant): Promise<void> {
