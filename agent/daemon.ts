@@ -150,7 +150,8 @@ export class Spaknockd {
         `add ${firewall.label} ${grant.sourceIp} -> 0.0.0.0/0(${p.proto}/${p.port}) ACCEPT rule ${grant.timeoutSec} sec`,
       );
     }
-    this.scheduleClose(grant);
+    // The kernel counts the element's timeout from now, not from the whole second in expiresAt.
+    this.scheduleClose(grant, grant.timeoutSec * 1000);
     this.notify("opened", grant);
   }
 
@@ -182,12 +183,12 @@ export class Spaknockd {
     }
   }
 
-  private scheduleClose(grant: Grant): void {
+  private scheduleClose(grant: Grant, delayMs?: number): void {
     for (const p of grant.ports) {
       const key = portKey(grant.sourceIp, p);
       const previous = this.open.get(key);
       if (previous) clearTimeout(previous.timer);
-      const delay = Math.max(0, grant.expiresAt * 1000 - this.nowMs());
+      const delay = delayMs ?? Math.max(0, grant.expiresAt * 1000 - this.nowMs());
       const timer = setTimeout(() => void this.expire(key, grant), delay);
       this.open.set(key, { grant, timer });
     }

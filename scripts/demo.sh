@@ -84,14 +84,13 @@ for _ in $(seq 50); do ip netns exec "$SRV" nft list table inet spaknockdemo >/d
 sleep 0.3
 try_connect
 
-say "knock: spaknock sends one SPA packet (demo keys on its command line; an rc file keeps them off it)"
-KEYARGS=(--key-base64-rijndael "$KEY" --key-base64-hmac "$HMAC")
-ip netns exec "$CLI" node dist/cli/main.js -A "tcp/$PORT" -a "$CLI_IP" -D "$SRV_IP" -U demo "${KEYARGS[@]}"
+say "knock: spaknock sends one SPA packet (keys from the 0600 rc file, never on a command line)"
+HOME=$work ip netns exec "$CLI" node dist/cli/main.js -n demo --rc-file "$work/fwknoprc" -U demo
 sleep 0.2
 try_connect
 ip netns exec "$SRV" node dist/agent/main.js -c "$work/fwknopd.conf" -a "$work/access.conf" --fw-list | sed 's/^/   /'
 
-say "a stock fwknop 2.6.10 client opens the same door (its keys come from a 0600 rc file)"
+say "a stock fwknop 2.6.10 client opens the same door, from the same rc file"
 HOME=$work ip netns exec "$CLI" fwknop --rc-file "$work/fwknoprc" -n demo --no-save-args >/dev/null 2>&1 && echo "   fwknop client sent its knock"
 sleep 0.3
 try_connect
