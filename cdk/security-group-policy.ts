@@ -137,6 +137,11 @@ export function closeStatements(
       sid: `${sidPrefix}RulesById`,
       actions: ["ec2:RevokeSecurityGroupIngress"],
       resources: [ruleArn],
+      // The internet-facing knock function only ever rolls back rules it just created, which
+      // carry the tag: it must not be able to delete an admin's own rules.
+      ...(sidPrefix === "RollBack"
+        ? { conditions: { StringEquals: { [`aws:ResourceTag/${MANAGED_TAG}`]: "true" } } }
+        : {}),
     }),
   ];
 }

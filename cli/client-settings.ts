@@ -2,7 +2,7 @@
  * The client's effective settings: command-line options over the rc stanza over `[default]`,
  * as fwknop combines them, plus writing a stanza back (`--save-rc-stanza`).
  */
-import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { UsageError } from "./exit-codes.js";
@@ -219,7 +219,9 @@ export function saveRcStanza(
   const merged = new Map(force ? [] : (rc.stanzas.find((s) => s.name === name)?.values ?? []));
   for (const [k, v] of values) merged.set(k, v);
   const tmp = `${file}.spaknock-tmp`;
-  writeFileSync(tmp, renderRcFile(withStanza(rc, name, merged)), { mode: 0o600 });
+  // A fresh file, never a leftover (or planted) one whose mode or symlink target would carry over.
+  rmSync(tmp, { force: true });
+  writeFileSync(tmp, renderRcFile(withStanza(rc, name, merged)), { mode: 0o600, flag: "wx" });
   renameSync(tmp, file);
 }
 

@@ -89,7 +89,10 @@ export interface NatAccess {
 }
 
 const DIGITS = /^[0-9]+$/;
-const IPV4_TEXT = /^([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$/;
+// No leading zeros: iptables and nft read `010` as octal (8), so the log would name one address
+// and the rule open another.
+const OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
+const IPV4_TEXT = new RegExp(`^${OCTET}\\.${OCTET}\\.${OCTET}\\.${OCTET}$`);
 const PROTO_PORT = /^(tcp|udp)\/([0-9]{1,5})$/;
 // Username bytes libfko refuses besides non-printables.
 const USERNAME_FORBIDDEN = new Set('"/\\[]:;|=,+*?<>');

@@ -11,9 +11,10 @@ import {
   RIJNDAEL_B64_PREFIX,
 } from "./limits.js";
 
-// 1 for every byte of [A-Za-z0-9+/=].
+// 1 for every byte of [A-Za-z0-9+/]. Clients strip `=` padding, and accepting it would give one
+// packet a second encoding with another replay digest.
 const BASE64_BYTE = new Uint8Array(256);
-for (const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") {
+for (const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") {
   BASE64_BYTE[c.charCodeAt(0)] = 1;
 }
 

@@ -154,7 +154,10 @@ export function rijndaelDecrypt(
 ): string {
   assertRijndaelKey(key);
   const text = withRijndaelPrefix(ciphertextB64);
-  if (!isBase64Text(text)) throw new SpaError("SPA_CHARSET", "ciphertext is not base64");
+  // Clients strip `=` padding; a packet carrying it is a second encoding of some other packet.
+  if (!isBase64Text(text) || text.includes("=")) {
+    throw new SpaError("SPA_CHARSET", "ciphertext is not unpadded base64");
+  }
   if (text.length < MIN_SPA_ENCODED_MSG_SIZE || text.length >= MAX_SPA_ENCODED_MSG_SIZE) {
     throw new SpaError("SPA_CIPHERTEXT_LENGTH", `ciphertext text length ${text.length}`);
   }
@@ -162,6 +165,16 @@ export function rijndaelDecrypt(
   // 16 header bytes plus at least one block; the `Salted__` magic itself is not checked (libfko).
   if (raw.length % AES_BLOCK_SIZE !== 0 || raw.length < 2 * AES_BLOCK_SIZE) {
     throw new SpaError("SPA_CIPHERTEXT_LENGTH", `${raw.length} bytes`);
+  }
+  // Only the canonical encoding: unused low bits in the last character would otherwise give one
+  // packet several wire forms, each with its own replay digest (this matters without an HMAC).
+  if (b64Encode(raw) !== text) {
+    throw new SpaError("SPA_CHARSET", "ciphertext is not canonical base64");
+  }
+  // libfko does not check the magic; every real client writes it. Checking it closes the last
+  // way to re-encode an HMAC-less packet (the first wire character carries some of its bits).
+  if (!raw.subarray(0, 8).equals(SALTED_MAGIC)) {
+    throw new SpaError("SPA_DECRYPT_FAILED", "no Salted__ header");
   }
   const salt = raw.subarray(8, 16);
   const derived = deriveKeyAndIv(effectiveKey(key, mode), salt);

@@ -83,17 +83,24 @@ export function createKnockService(
         ec2For,
         log: (message, extra) => log.error(message, extra),
       });
-      const outcome: KnockOutcome = await knock(
-        {
-          payload: Buffer.from(request.spa, "latin1"),
-          sourceIp: request.sourceIp,
-          sourcePort: request.sourcePort,
-          destinationIp: null,
-          receivedAt: request.receivedAt,
-        },
-        { stanzas, replay, firewall },
-        { maxPacketAge: env.MAX_SPA_PACKET_AGE },
-      );
+      let outcome: KnockOutcome;
+      try {
+        outcome = await knock(
+          {
+            payload: Buffer.from(request.spa, "latin1"),
+            sourceIp: request.sourceIp,
+            sourcePort: request.sourcePort,
+            destinationIp: null,
+            receivedAt: request.receivedAt,
+          },
+          { stanzas, replay, firewall },
+          { maxPacketAge: env.MAX_SPA_PACKET_AGE },
+        );
+      } catch (err) {
+        log.error("refused: internal error", { code: "INTERNAL", error: String(err) });
+        if (isUrl) return answer; // the same answer as always: no oracle
+        throw err;
+      }
       if (!outcome.granted) {
         log.warn("refused", {
           code: outcome.code,

@@ -54,13 +54,21 @@ export function createRevokeService(
     for (const r of rules)
       byUser.set(r.user ?? "spaknock", [...(byUser.get(r.user ?? "spaknock") ?? []), r]);
     const done: string[] = [];
+    let firstError: unknown = null;
     for (const [user, userRules] of byUser) {
-      const ec2: EC2Client = await ec2For(user);
-      await revokeRules(
-        ec2,
-        groupId,
-        userRules.map((r) => r.ruleId),
-      );
+      try {
+        const ec2: EC2Client = await ec2For(user);
+        await revokeRules(
+          ec2,
+          groupId,
+          userRules.map((r) => r.ruleId),
+        );
+      } catch (err) {
+        // One user's failure must not keep everyone else's expired rules open.
+        firstError ??= err;
+        log.error("revoke failed", { code: "FIREWALL_FAILED", groupId, user, error: String(err) });
+        continue;
+      }
       for (const r of userRules) {
         log.info("revoked", {
           reason,
@@ -84,6 +92,7 @@ export function createRevokeService(
         }
       }
     }
+    if (firstError !== null) throw firstError; // Scheduler retries; the sweep tries again
     return done;
   }
 

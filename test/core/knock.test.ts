@@ -180,4 +180,32 @@ describe("knock pipeline", () => {
     expect(outcome).toMatchObject({ granted: false, code: "REPLAY_STORE_FAILED" });
     expect(firewall.opened).toEqual([]);
   });
+
+  it("refuses other encodings of a packet without an HMAC, so none gets its own replay digest", async () => {
+    // Prepare: libfko ignores `=` padding, unused low bits and the Salted__ magic.
+    const keys = { ...TEST_KEYS, hmacKey: null };
+    const s = stanza({ keys });
+    const wire = packet({}, keys).toString("latin1");
+    const last = wire.at(-1) as string;
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const sameBits = alphabet[(alphabet.indexOf(last) ^ 1) % 64] as string;
+    const variants = [`${wire}=`, `${wire.slice(0, -1)}${sameBits}`];
+    // Act
+    const outcomes = await Promise.all(
+      variants.map((v) =>
+        knock(
+          input(Buffer.from(v, "latin1")),
+          { stanzas: [s], replay: new MemoryReplay(), firewall: new MemoryFirewall() },
+          settings,
+        ),
+      ),
+    );
+    // Assess
+    for (const o of outcomes) expect(o.granted).toBe(false);
+  });
+
+  it("refuses an allow-IP with leading zeros (iptables and nft would read it as octal)", () => {
+    expect(() => packet({ message: "010.0.0.1,tcp/22" })).toThrow(/allow-IP is not IPv4/);
+    expect(() => parseNetworkList("198.018.0.1")).toThrow(/not an IPv4 address/);
+  });
 });
