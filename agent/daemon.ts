@@ -31,6 +31,8 @@ export interface DaemonParts {
   /** Backstop sweep for backends the kernel does not expire (iptables). */
   readonly sweepIntervalMs?: number;
   readonly flushAtExit: boolean;
+  /** Told when a reload changes the packet aging window (the replay file prunes by it). */
+  readonly onAgingChange?: (maxPacketAge: number | null) => void;
 }
 
 /** Packets that passed the precheck and wait for crypto or the firewall: bounded under flood. */
@@ -97,6 +99,7 @@ export class Spaknockd {
   reload(stanzas: readonly AccessStanza[], maxPacketAge: number | null): void {
     this.parts.stanzas = stanzas;
     this.parts.maxPacketAge = maxPacketAge;
+    this.parts.onAgingChange?.(maxPacketAge);
   }
 
   onDatagram(d: Datagram): void {

@@ -121,6 +121,7 @@ async function runDaemon(opts: DaemonOptions, config: LoadedConfig, log: Log): P
     notifiers,
     log,
     flushAtExit: s.flushAtExit && !opts.test,
+    ...(replay ? { onAgingChange: (age: number | null) => replay.setMaxPacketAge(age) } : {}),
   });
   if (s.flushAtInit && !opts.test) await firewall.removeAllGrants().catch(() => {});
   await daemon.start();

@@ -84,7 +84,10 @@ export class Relay {
     }
     if (!this.allowed(d.sourceIp)) {
       this.stats.dropped++;
-      this.log.warning(`dropped datagram from ${d.sourceIp}: RATE_LIMITED`);
+      // Once per source and window, not once per datagram: a flood must not become a log flood.
+      if (this.windows.get(d.sourceIp)?.count === this.options.perSourceLimit + 1) {
+        this.log.warning(`dropping datagrams from ${d.sourceIp}: RATE_LIMITED`);
+      }
       return;
     }
     if (this.inFlight >= this.options.maxInFlight) {

@@ -37,7 +37,7 @@ export class ReplayFile implements ReplayCache {
   /** Kept open: one write per claim, no open/close round trips on the knock's path. */
   private fd: number | null = null;
 
-  private constructor(private readonly options: ReplayFileOptions) {}
+  private constructor(private options: ReplayFileOptions) {}
 
   /** Loads the file (creating it 0600 if missing) and drops entries too old to matter. */
   static open(options: ReplayFileOptions, nowSec: number): ReplayFile {
@@ -56,6 +56,11 @@ export class ReplayFile implements ReplayCache {
     }
     cache.compact(nowSec);
     return cache;
+  }
+
+  /** A reload may change the aging window; compaction must then keep digests for the new one. */
+  setMaxPacketAge(age: number | null): void {
+    this.options = { ...this.options, maxPacketAge: age };
   }
 
   get size(): number {

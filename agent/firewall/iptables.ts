@@ -80,6 +80,8 @@ export class IptablesFirewall implements ManagedFirewall {
   }
   private readonly ipt: string;
   private readonly restore: string;
+  /** Changes are list-then-restore: run them one at a time so two cannot race on one rule. */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly runner: CommandRunner,
@@ -125,8 +127,18 @@ export class IptablesFirewall implements ManagedFirewall {
     return this.listRules();
   }
 
+  private serial<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(work, work);
+    this.queue = next.catch(() => {});
+    return next;
+  }
+
   /** Adds the grant's rules and, in the same batch, removes older rules for the same source+port. */
-  async open(grant: Grant): Promise<void> {
+  open(grant: Grant): Promise<void> {
+    return this.serial(() => this.openNow(grant));
+  }
+
+  private async openNow(grant: Grant): Promise<void> {
     const existing = await this.listRules();
     const stale = existing.filter((r) =>
       grant.ports.some(
@@ -145,7 +157,11 @@ export class IptablesFirewall implements ManagedFirewall {
     );
   }
 
-  async close(grant: Grant): Promise<void> {
+  close(grant: Grant): Promise<void> {
+    return this.serial(() => this.closeNow(grant));
+  }
+
+  private async closeNow(grant: Grant): Promise<void> {
     const rules = (await this.listRules()).filter((r) =>
       grant.ports.some(
         (p) => r.sourceIp === grant.sourceIp && r.port.proto === p.proto && r.port.port === p.port,
@@ -167,7 +183,11 @@ export class IptablesFirewall implements ManagedFirewall {
   }
 
   /** Removes rules whose expiry has passed; returns them. */
-  async removeExpired(nowSec: number): Promise<IptablesRule[]> {
+  removeExpired(nowSec: number): Promise<IptablesRule[]> {
+    return this.serial(() => this.removeExpiredNow(nowSec));
+  }
+
+  private async removeExpiredNow(nowSec: number): Promise<IptablesRule[]> {
     const expired = (await this.listRules()).filter(
       (r) => r.expiresAt !== null && r.expiresAt <= nowSec,
     );

@@ -406,7 +406,7 @@ describe("relay (agent/relay.ts) on loopback", () => {
     await waitFor("the forwards", () => relay.stats.forwarded === 11);
     expect(relay.stats).toEqual({ received: 12, forwarded: 11, dropped: 1, failed: 0 });
     expect(log.lines.filter((l) => l.level === "warning").map((l) => l.message)).toEqual([
-      "dropped datagram from 127.0.0.1: RATE_LIMITED",
+      "dropping datagrams from 127.0.0.1: RATE_LIMITED",
     ]);
     const sources = lambdaService.events().map((i) => JSON.parse(i.body).sourceIp);
     expect(sources.filter((s) => s === "127.0.0.1")).toHaveLength(10);
