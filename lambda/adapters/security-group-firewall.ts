@@ -76,6 +76,14 @@ function matches(rule: SecurityGroupRule, cidr: string, port: ProtoPort): boolea
   );
 }
 
+/** What a refreshed rule looked like before, so a failed knock can put it back. */
+interface Previous {
+  readonly port: ProtoPort;
+  readonly cidr: string;
+  readonly description: string | undefined;
+  readonly expires: string | undefined;
+}
+
 export interface SecurityGroupFirewallOptions {
   /** The groups a grant of this stanza opens. */
   readonly groupsFor: (stanza: number) => readonly string[];
@@ -100,6 +108,7 @@ export class SecurityGroupFirewall implements Firewall {
     if (groups.length === 0)
       throw new SpaError("FIREWALL_FAILED", `stanza #${grant.stanza} names no security group`);
     const created: RuleRef[] = [];
+    const refreshed: (RuleRef & Previous)[] = [];
     const held: RuleRef[] = [];
     try {
       for (const groupId of groups) {
@@ -107,10 +116,12 @@ export class SecurityGroupFirewall implements Firewall {
           const ref = await this.authorizeOrRefresh(ec2, groupId, port, grant);
           if (!ref.foreign) held.push(ref.rule);
           if (ref.created) created.push(ref.rule);
+          if (ref.previous) refreshed.push({ ...ref.rule, ...ref.previous });
         }
       }
     } catch (err) {
       await this.rollBack(ec2, created, err);
+      await this.restoreRefreshed(ec2, refreshed);
       throw err instanceof SpaError ? err : firewallError(err, "opening the grant");
     }
     this.opened.set(grant, held);
@@ -121,7 +132,7 @@ export class SecurityGroupFirewall implements Firewall {
     groupId: string,
     port: ProtoPort,
     grant: Grant,
-  ): Promise<{ rule: RuleRef; created: boolean; foreign?: boolean }> {
+  ): Promise<{ rule: RuleRef; created: boolean; foreign?: boolean; previous?: Previous }> {
     const cidr = `${grant.sourceIp}/32`;
     try {
       const out = await ec2.send(
@@ -189,7 +200,61 @@ export class SecurityGroupFirewall implements Firewall {
     } catch (err) {
       throw firewallError(err, `refreshing ${ruleId} in ${groupId}`);
     }
-    return { rule: { groupId, ruleId }, created: false };
+    return {
+      rule: { groupId, ruleId },
+      created: false,
+      previous: {
+        port,
+        cidr,
+        description: existing.Description,
+        expires: existing.Tags?.find((t) => t.Key === TAG.expires)?.Value,
+      },
+    };
+  }
+
+  /** All or nothing also for refreshes: a failed knock must not extend an earlier grant. */
+  private async restoreRefreshed(
+    ec2: EC2Client,
+    rules: readonly (RuleRef & Previous)[],
+  ): Promise<void> {
+    for (const r of rules) {
+      try {
+        await ec2.send(
+          new ModifySecurityGroupRulesCommand({
+            GroupId: r.groupId,
+            SecurityGroupRules: [
+              {
+                SecurityGroupRuleId: r.ruleId,
+                SecurityGroupRule: {
+                  IpProtocol: r.port.proto,
+                  FromPort: r.port.port,
+                  ToPort: r.port.port,
+                  CidrIpv4: r.cidr,
+                  ...(r.description !== undefined ? { Description: r.description } : {}),
+                },
+              },
+            ],
+          }),
+        );
+        if (r.expires !== undefined) {
+          await ec2.send(
+            new CreateTagsCommand({
+              Resources: [r.ruleId],
+              Tags: [{ Key: TAG.expires, Value: r.expires }],
+            }),
+          );
+        }
+      } catch (err) {
+        this.options.log(
+          "could not restore a refreshed rule's old expiry; the sweeper closes it at the new one",
+          {
+            groupId: r.groupId,
+            ruleId: r.ruleId,
+            error: String(err),
+          },
+        );
+      }
+    }
   }
 
   private async findRule(ec2: EC2Client, groupId: string, cidr: string, port: ProtoPort) {

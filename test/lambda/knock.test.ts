@@ -394,6 +394,29 @@ describe("knock: a refresh of a rule that is already open", () => {
   // Fix: in findRule/authorizeOrRefresh only refresh a rule that carries `spaknock:managed`;
   // for an unmanaged duplicate, leave it alone and return it as held-but-not-ours (not added to
   // rulesFor(), so it is neither re-tagged nor scheduled for revocation).
+  it("puts a refreshed rule's old expiry back when another group refuses (all or nothing)", async () => {
+    // Prepare: SG_A's rule exists (refresh), SG_B refuses the authorize outright.
+    mocks.ec2
+      .on(AuthorizeSecurityGroupIngressCommand, { GroupId: SG_A })
+      .rejects(ec2Error("InvalidPermission.Duplicate"));
+    mocks.ec2
+      .on(AuthorizeSecurityGroupIngressCommand, { GroupId: SG_B })
+      .rejects(ec2Error("UnauthorizedOperation"));
+    describeFinds(true);
+    const { knock, log } = service();
+    // Act
+    await knock.handle(relayEvent(spaData()));
+    // Assess: modified twice (refresh, then restore), re-tagged with the new then the old expiry
+    const modify = inputsOf(mocks.ec2, ModifySecurityGroupRulesCommand);
+    expect(modify).toHaveLength(2);
+    const retags = inputsOf(mocks.ec2, CreateTagsCommand).map(
+      (i) => i.Tags?.find((t) => t.Key === "spaknock:expires")?.Value,
+    );
+    expect(retags).toEqual([String(EXPIRES), String(NOW_SEC - 5)]);
+    expect(mocks.scheduler.commandCalls(CreateScheduleCommand)).toHaveLength(0);
+    expect(log.codes()).toContain("FIREWALL_FAILED");
+  });
+
   it("leaves a hand-made permanent rule for the same address and port untouched", async () => {
     mocks.ec2
       .on(AuthorizeSecurityGroupIngressCommand)
