@@ -6,11 +6,16 @@
 import { ACCESS_DEFAULTS, type AccessStanza } from "./access.js";
 import { type NetworkList, parseNetworkList } from "./address.js";
 import { isBase64Text } from "./base64.js";
-import { type ConfLine, confError, parseBoundedInt, parseYesNo } from "./conf-lines.js";
+import {
+  type ConfLine,
+  confError,
+  parseBoundedInt,
+  parsePortListLine,
+  parseYesNo,
+} from "./conf-lines.js";
 import { parseDigestType } from "./digest.js";
 import { isSpaError } from "./errors.js";
 import { assertHmacKey } from "./hmac.js";
-import { type ProtoPort, parseProtoPort } from "./message.js";
 import { assertUsableKeys } from "./packet.js";
 import { assertRijndaelKey, parseEncryptionMode } from "./rijndael.js";
 
@@ -55,18 +60,6 @@ interface Draft {
   sourceLine: ConfLine;
   sources: NetworkList;
   values: Map<string, ConfLine>;
-}
-
-function parsePortList(l: ConfLine): ProtoPort[] {
-  try {
-    return l.value
-      .split(",")
-      .map((s) => s.trim())
-      .filter((s) => s.length > 0)
-      .map((s) => parseProtoPort(s.toLowerCase()));
-  } catch {
-    throw confError(l, `${l.keyword} must be a list of tcp/PORT or udp/PORT, got "${l.value}"`);
-  }
 }
 
 function keyBytes(l: ConfLine, base64: boolean): Buffer {
@@ -144,8 +137,8 @@ function finishStanza(d: Draft, index: number): AccessStanza {
       ? withLine(destination, () => parseNetworkList(destination.value))
       : null,
     keys,
-    openPorts: openPorts ? parsePortList(openPorts) : null,
-    restrictPorts: restrictPorts ? parsePortList(restrictPorts) : [],
+    openPorts: openPorts ? parsePortListLine(openPorts) : null,
+    restrictPorts: restrictPorts ? parsePortListLine(restrictPorts) : [],
     fwAccessTimeout: int("FW_ACCESS_TIMEOUT", 1, 2 ** 31 - 1, ACCESS_DEFAULTS.fwAccessTimeout),
     maxFwTimeout: int("MAX_FW_TIMEOUT", 1, 2 ** 31 - 1, ACCESS_DEFAULTS.maxFwTimeout),
     requireUsername: get("REQUIRE_USERNAME")?.value ?? null,

@@ -4,6 +4,7 @@
  * keywords case-sensitive (a trailing `:` tolerated). Errors carry `file:line`.
  */
 import { SpaError } from "./errors.js";
+import { type ProtoPort, parseProtoPort } from "./message.js";
 
 export interface ConfLine {
   readonly file: string;
@@ -40,4 +41,17 @@ export function parseBoundedInt(l: ConfLine, min: number, max: number): number {
     throw confError(l, `${l.keyword} must be a whole number in ${min}..${max}, got "${l.value}"`);
   }
   return Number(l.value);
+}
+
+/** `tcp/22, udp/53` (case-insensitive, as fwknopd reads OPEN_PORTS and RESTRICT_PORTS). */
+export function parsePortListLine(l: ConfLine): ProtoPort[] {
+  try {
+    return l.value
+      .split(",")
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0)
+      .map((s) => parseProtoPort(s.toLowerCase()));
+  } catch {
+    throw confError(l, `${l.keyword} must be a list of tcp/PORT or udp/PORT, got "${l.value}"`);
+  }
 }

@@ -10,7 +10,7 @@ import {
   isValidIpv4,
   type ProtoPort,
   parseBoundedInt,
-  parseProtoPort,
+  parsePortListLine,
   parseYesNo,
 } from "../../core/index.js";
 
@@ -118,14 +118,6 @@ function expandVariables(lines: readonly ConfLine[]): ConfLine[] {
   });
 }
 
-function parsePortList(l: ConfLine): ProtoPort[] {
-  try {
-    return l.value.split(",").map((s) => parseProtoPort(s.trim().toLowerCase()));
-  } catch {
-    throw confError(l, `${l.keyword} must be a list of tcp/PORT or udp/PORT`);
-  }
-}
-
 function requireValue(l: ConfLine): string {
   if (l.value === "") throw confError(l, `${l.keyword} needs a value`);
   return l.value;
@@ -218,7 +210,7 @@ export function parseDaemonConf(
         s.firewallBackend = l.value as FirewallBackendName;
         break;
       case "GUARD_PORTS":
-        s.guardPorts = parsePortList(l);
+        s.guardPorts = parsePortListLine(l);
         break;
       case "NFT_TABLE":
         if (!/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(l.value))
