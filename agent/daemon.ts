@@ -9,7 +9,6 @@ import {
   type KnockOutcome,
   knock,
   type Notifier,
-  type OpenRule,
   precheckDatagram,
   type ReplayCache,
   SpaError,
@@ -17,7 +16,7 @@ import {
 } from "../core/index.js";
 import type { Capture, Datagram } from "./capture/datagram.js";
 import type { Log } from "./log.js";
-import type { ManagedFirewall } from "./managed-firewall.js";
+import type { ManagedFirewall, OpenRule } from "./managed-firewall.js";
 
 export interface DaemonParts {
   stanzas: readonly AccessStanza[];

@@ -49,9 +49,16 @@ function hasCommand(name: string): boolean {
   }
 }
 
+/** The capture actually used: `-i` asks for pcap and `-U` for the socket, over the config. */
+function captureMode(opts: DaemonOptions, config: LoadedConfig): "udp" | "pcap" {
+  if (opts.udpServer === true) return "udp";
+  return config.settings.capture === "udp" && opts.interface === undefined ? "udp" : "pcap";
+}
+
 export function chooseFirewall(
   config: LoadedConfig,
   override: string | undefined,
+  capture: "udp" | "pcap",
 ): ManagedFirewall {
   const runner = new ExecFileRunner();
   const wanted = override ?? config.settings.firewallBackend;
@@ -62,7 +69,7 @@ export function chooseFirewall(
       guardPorts: config.guardPorts,
       // The socket's port is protected in the kernel; in pcap mode packets are seen before it.
       spaGuard:
-        config.settings.capture === "udp"
+        capture === "udp"
           ? { port: config.settings.udpPort, perSourcePerSecond: config.settings.spaRateLimit }
           : null,
     });
@@ -93,8 +100,10 @@ async function listRules(firewall: ManagedFirewall): Promise<void> {
 async function runDaemon(opts: DaemonOptions, config: LoadedConfig, log: Log): Promise<number> {
   const s = config.settings;
   for (const note of config.notes) log.warning(note);
-  const firewall = opts.test ? new DryRunFirewall() : chooseFirewall(config, opts.firewall);
-  const useUdp = opts.udpServer === true || (s.capture === "udp" && opts.interface === undefined);
+  const useUdp = captureMode(opts, config) === "udp";
+  const firewall = opts.test
+    ? new DryRunFirewall()
+    : chooseFirewall(config, opts.firewall, useUdp ? "udp" : "pcap");
   const capture = useUdp
     ? new UdpSocketCapture(s.udpListenAddress, s.udpPort)
     : new PcapCapture(opts.interface ?? s.pcapInterface, s.pcapFilter, s.pcapSnapLength);
@@ -317,7 +326,7 @@ async function run(opts: DaemonOptions): Promise<number> {
     }
   }
   if (opts.fwList || opts.fwFlush) {
-    const firewall = chooseFirewall(config, opts.firewall);
+    const firewall = chooseFirewall(config, opts.firewall, captureMode(opts, config));
     if (opts.fwFlush) {
       await firewall.removeAll();
       process.stdout.write(`removed everything spaknock added (${firewall.label})\n`);

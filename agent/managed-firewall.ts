@@ -1,11 +1,21 @@
 /** What the daemon needs from a firewall backend beyond core's Firewall port. */
-import type { Firewall, Grant, OpenRule } from "../core/index.js";
+import type { Firewall, Grant, ProtoPort } from "../core/index.js";
+
+/** A rule a host firewall currently holds, as `list` reports it. */
+export interface OpenRule {
+  readonly sourceIp: string;
+  readonly port: ProtoPort;
+  /** Epoch seconds; null when the backend cannot tell. */
+  readonly expiresAt: number | null;
+}
 
 export interface ManagedFirewall extends Firewall {
   /** e.g. "inet spaknock" or "SPAKNOCK_INPUT", for log lines. */
   readonly label: string;
   /** True when the kernel removes expired grants by itself (nftables set timeouts). */
   readonly kernelExpires: boolean;
+  /** What is open now, with expiries (`--fw-list`, and adopting grants after a restart). */
+  list(): Promise<OpenRule[]>;
   setup(): Promise<void>;
   /** Removes grants whose expiry has passed; returns what it removed. */
   removeExpired(nowSec: number): Promise<OpenRule[]>;

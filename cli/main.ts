@@ -6,7 +6,13 @@
  */
 import { Command, CommanderError } from "commander";
 import { isSpaError } from "../core/index.js";
-import { type ClientOptions, defaultRcPath, stanzaNames } from "./client-settings.js";
+import {
+  applyRc,
+  type ClientOptions,
+  defaultRcPath,
+  loadRcContext,
+  stanzaNames,
+} from "./client-settings.js";
 import { runDecode } from "./commands/decode.js";
 import { renderChecks, runChecks } from "./commands/doctor.js";
 import { runKeyGen } from "./commands/keygen.js";
@@ -152,18 +158,19 @@ export function buildProgram(): Command {
       )
       .passThroughOptions(),
   ).action(async (sshArgs: string[], opts: ClientOptions & { wait: string; port?: string }) => {
-    const knockOpts: ClientOptions = { ...opts };
-    const { plan } = await knockWithOptions(knockOpts, () => {}, warn);
-    const port = opts.port
-      ? Number(opts.port)
-      : firstTcpPort(plan.input.message.split(",").slice(1).join(","));
+    // The stanza says where to knock and which port to wait for; runSsh sends the knock itself.
+    const stanza = applyRc(opts, loadRcContext(opts).values);
+    if (!stanza.destination) throw new UsageError("the stanza names no SPA_SERVER");
+    const port = opts.port ? Number(opts.port) : firstTcpPort(stanza.access);
     if (!port) throw new UsageError("no tcp port to wait for: give --port or a tcp/N in ACCESS");
     process.exitCode = await runSsh({
-      host: plan.server,
+      host: stanza.destination,
       port,
-      knock: async () => {},
+      knock: async () => {
+        await knockWithOptions(opts, () => {}, warn);
+      },
       waitTimeoutMs: parseWait(opts.wait),
-      sshArgs: sshArgs.length > 0 ? sshArgs : [plan.server],
+      sshArgs: sshArgs.length > 0 ? sshArgs : [stanza.destination],
     });
   });
 

@@ -59,11 +59,6 @@ export function sendSpa(
   }
 }
 
-/** One UDP datagram whose payload is exactly `data`, from an OS-assigned port, as fwknop does. */
-export function sendUdp(host: string, port: number, data: string): Promise<void> {
-  return sendDatagram(host, port, Buffer.from(data, "latin1"), undefined);
-}
-
 /**
  * The request fwknop's `-P http` sends, byte for byte: base64 `+` and `/` become the URL-safe `-`
  * and `_` (fwknopd maps them back), and `Host` is the server as the user named it.

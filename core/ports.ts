@@ -17,20 +17,11 @@ export interface Grant {
   readonly stanza: number;
 }
 
-/** A rule a firewall currently holds, as `list` reports it. */
-export interface OpenRule {
-  readonly sourceIp: string;
-  readonly port: ProtoPort;
-  /** Epoch seconds; null when the backend cannot tell. */
-  readonly expiresAt: number | null;
-}
-
 export interface Firewall {
   /** Opens, or refreshes the expiry of, every port of the grant. Never stacks duplicates. */
   open(grant: Grant): Promise<void>;
   /** Removes the grant's rules if they are still there (idempotent). */
   close(grant: Grant): Promise<void>;
-  list(): Promise<OpenRule[]>;
 }
 
 export interface ReplayCache {

@@ -4,8 +4,8 @@
  * restarted daemon can still find and remove what a crashed one left. The admin's own rules drop
  * the port. Grants are changed with `iptables-restore --noflush`: one atomic batch per grant.
  */
-import type { Grant, OpenRule, ProtoPort } from "../../core/index.js";
-import type { ManagedFirewall } from "../managed-firewall.js";
+import type { Grant, ProtoPort } from "../../core/index.js";
+import type { ManagedFirewall, OpenRule } from "../managed-firewall.js";
 import { CommandFailed, type CommandRunner } from "./command-runner.js";
 
 export interface IptablesOptions {

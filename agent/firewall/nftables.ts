@@ -10,8 +10,8 @@
  * An accept here cannot overrule a drop in another table, so the table guards its ports itself and
  * needs no other rule. Every change is one `nft -f -` transaction.
  */
-import type { Grant, OpenRule, ProtoPort } from "../../core/index.js";
-import type { ManagedFirewall } from "../managed-firewall.js";
+import type { Grant, ProtoPort } from "../../core/index.js";
+import type { ManagedFirewall, OpenRule } from "../managed-firewall.js";
 import type { CommandRunner } from "./command-runner.js";
 import { NftSession } from "./nft-session.js";
 
@@ -80,37 +80,37 @@ export function nftSetupScript(
   return `${lines.join("\n")}\n`;
 }
 
+/** One script line per `(set, element)` of a grant, e.g. `inet spaknock allow_tcp`, `1.2.3.4 . 22`. */
+function grantScript(
+  table: string,
+  grant: Grant,
+  linesFor: (target: string, element: string) => string[],
+): string {
+  const lines = grant.ports.flatMap((p) =>
+    linesFor(`inet ${table} ${set("allow", p.proto)}`, `${grant.sourceIp} . ${p.port}`),
+  );
+  return `${lines.join("\n")}\n`;
+}
+
 /**
  * Opens or refreshes every port of a grant in one transaction. `add` alone would leave an
  * existing element's old timeout in place, so each element is added (a no-op if present),
  * deleted and added again with the new timeout: atomic, so the door never blinks shut.
  */
 export function nftGrantScript(table: string, grant: Grant): string {
-  const lines: string[] = [];
-  for (const p of grant.ports) {
-    const target = `inet ${table} ${set("allow", p.proto)}`;
-    const element = `${grant.sourceIp} . ${p.port}`;
-    lines.push(
-      `add element ${target} { ${element} timeout ${grant.timeoutSec}s }`,
-      `delete element ${target} { ${element} }`,
-      `add element ${target} { ${element} timeout ${grant.timeoutSec}s }`,
-    );
-  }
-  return `${lines.join("\n")}\n`;
+  return grantScript(table, grant, (target, element) => [
+    `add element ${target} { ${element} timeout ${grant.timeoutSec}s }`,
+    `delete element ${target} { ${element} }`,
+    `add element ${target} { ${element} timeout ${grant.timeoutSec}s }`,
+  ]);
 }
 
 /** Removes a grant's elements if present (the add makes the delete safe when they are gone). */
 export function nftRevokeScript(table: string, grant: Grant): string {
-  const lines: string[] = [];
-  for (const p of grant.ports) {
-    const target = `inet ${table} ${set("allow", p.proto)}`;
-    const element = `${grant.sourceIp} . ${p.port}`;
-    lines.push(
-      `add element ${target} { ${element} timeout 1s }`,
-      `delete element ${target} { ${element} }`,
-    );
-  }
-  return `${lines.join("\n")}\n`;
+  return grantScript(table, grant, (target, element) => [
+    `add element ${target} { ${element} timeout 1s }`,
+    `delete element ${target} { ${element} }`,
+  ]);
 }
 
 interface NftJsonSet {

@@ -15,13 +15,7 @@ import {
   type SecurityGroupRule,
   type Tag,
 } from "@aws-sdk/client-ec2";
-import {
-  type Firewall,
-  type Grant,
-  type OpenRule,
-  type ProtoPort,
-  SpaError,
-} from "../../core/index.js";
+import { type Firewall, type Grant, type ProtoPort, SpaError } from "../../core/index.js";
 
 export const TAG = {
   managed: "spaknock:managed",
@@ -308,10 +302,6 @@ export class SecurityGroupFirewall implements Firewall {
   async close(grant: Grant): Promise<void> {
     const ec2 = await this.options.ec2For(grant.username);
     for (const r of this.rulesFor(grant)) await revokeRules(ec2, r.groupId, [r.ruleId]);
-  }
-
-  async list(): Promise<OpenRule[]> {
-    return [];
   }
 }
 

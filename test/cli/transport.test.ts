@@ -6,7 +6,6 @@ import {
   httpRequestFor,
   randomServerPort,
   sendSpa,
-  sendUdp,
 } from "../../cli/transport.js";
 import { vectors } from "../helpers/vectors.js";
 
@@ -187,12 +186,12 @@ describe("sendSpa", () => {
     receiver.close();
   });
 
-  it("sendUdp (the old entry point) still sends one exact datagram", async () => {
+  it("sends one exact datagram with default options", async () => {
     const receiver = createSocket("udp4");
     await new Promise<void>((resolve) => receiver.bind(0, LOCALHOST, resolve));
     const datagram = new Promise<Buffer>((resolve) => receiver.once("message", resolve));
 
-    await sendUdp(LOCALHOST, receiver.address().port, v16.wire);
+    await sendSpa("udp", LOCALHOST, receiver.address().port, v16.wire);
 
     expect((await datagram).toString("latin1")).toBe(v16.wire);
     receiver.close();

@@ -5,7 +5,6 @@ import {
   buildSpaPacket,
   type Firewall,
   type Grant,
-  type OpenRule,
   type ReplayCache,
   type ReplayMeta,
   randomValueFromBytes,
@@ -34,9 +33,6 @@ export class MemoryFirewall implements Firewall {
     this.opened.push(grant);
   }
   async close(): Promise<void> {}
-  async list(): Promise<OpenRule[]> {
-    return [];
-  }
 }
 
 export const TEST_KEYS: SpaKeys = {
