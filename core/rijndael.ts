@@ -86,11 +86,20 @@ function pkcs7Pad(data: Buffer): Buffer {
   return Buffer.concat([data, Buffer.alloc(n, n)]);
 }
 
-/** libfko removes padding only when it is well-formed and never fails on it. */
-function lenientUnpad(data: Buffer): Buffer {
+/**
+ * Every fwknop client pads with PKCS#7 in every mode, a whole block when the plaintext already
+ * fills its blocks. libfko strips padding only when it is well-formed and otherwise keeps the
+ * bytes; accepting that would let anyone drop a whole-block pad from an HMAC-less packet and get
+ * a second, shorter wire form of it with its own replay digest. So padding must be valid.
+ */
+function strictUnpad(data: Buffer): Buffer {
   const n = data[data.length - 1];
-  if (n === undefined || n < 1 || n > AES_BLOCK_SIZE || n > data.length) return data;
-  for (let i = data.length - n; i < data.length; i++) if (data[i] !== n) return data;
+  if (n === undefined || n < 1 || n > AES_BLOCK_SIZE || n > data.length) {
+    throw new SpaError("SPA_DECRYPT_FAILED", "invalid padding");
+  }
+  for (let i = data.length - n; i < data.length; i++) {
+    if (data[i] !== n) throw new SpaError("SPA_DECRYPT_FAILED", "invalid padding");
+  }
   return data.subarray(0, data.length - n);
 }
 
@@ -178,7 +187,7 @@ export function rijndaelDecrypt(
   }
   const salt = raw.subarray(8, 16);
   const derived = deriveKeyAndIv(effectiveKey(key, mode), salt);
-  const plain = lenientUnpad(runCipher("decrypt", mode, derived.key, derived.iv, raw.subarray(16)));
+  const plain = strictUnpad(runCipher("decrypt", mode, derived.key, derived.iv, raw.subarray(16)));
   if (plain.length < MIN_SPA_ENCODED_MSG_SIZE || plain.length >= MAX_SPA_ENCODED_MSG_SIZE) {
     throw new SpaError("SPA_DECRYPT_FAILED", `plaintext length ${plain.length}`);
   }
