@@ -98,7 +98,13 @@ export function loadRcContext(opts: ClientOptions): RcContext {
     const name = opts.saveRcStanza ? undefined : opts.namedConfig;
     const values = resolveStanza(rc, name, file);
     for (const k of values.keys()) {
-      if (!RC_KEYWORDS.has(k)) warnings.push(`${file}: unknown keyword ${k} ignored`);
+      if (RC_KEYWORDS.has(k)) continue;
+      // A key wrapped onto a second line reads as a keyword: show only what looks like one.
+      warnings.push(
+        /^[A-Z][A-Z0-9_]{1,63}$/.test(k)
+          ? `${file}: unknown keyword ${k} ignored`
+          : `${file}: a line that is not \`KEYWORD value\` was ignored (not shown: it may be key material)`,
+      );
     }
     return { file, values, warnings };
   } catch (err) {

@@ -12,6 +12,7 @@ import {
   parseBoundedInt,
   parsePortListLine,
   parseYesNo,
+  unknownKeyword,
 } from "./conf-lines.js";
 import { parseDigestType } from "./digest.js";
 import { isSpaError } from "./errors.js";
@@ -72,7 +73,12 @@ function keyBytes(l: ConfLine, base64: boolean): Buffer {
 function parseExpireDate(l: ConfLine): number {
   const m = /^([0-9]{2})\/([0-9]{2})\/([0-9]{4})$/.exec(l.value);
   if (!m) throw confError(l, `ACCESS_EXPIRE must be MM/DD/YYYY, got "${l.value}"`);
-  const date = new Date(Number(m[3]), Number(m[1]) - 1, Number(m[2]));
+  const [year, month, day] = [Number(m[3]), Number(m[1]), Number(m[2])];
+  const date = new Date(year, month - 1, day);
+  // Date rolls 31/12/2025 over to a day in 2027: a date that does not come back is no date.
+  if (date.getFullYear() !== year || date.getMonth() !== month - 1 || date.getDate() !== day) {
+    throw confError(l, `ACCESS_EXPIRE ${l.value} is not a calendar date (MM/DD/YYYY)`);
+  }
   return Math.floor(date.getTime() / 1000);
 }
 
@@ -210,7 +216,14 @@ export function parseAccessConf(
       ACTED_ON.has(l.keyword) ||
       IGNORED_ACCESS_KEYWORDS.has(l.keyword) ||
       (l.keyword === "SECURITY_GROUPS" && opts.allowSecurityGroups);
-    if (!known) throw confError(l, `unknown keyword ${l.keyword}`);
+    if (l.keyword === "SECURITY_GROUPS" && !known)
+      throw confError(l, "SECURITY_GROUPS is read only by the AWS knock function");
+    if (!known)
+      throw unknownKeyword(l, [
+        ...ACTED_ON,
+        ...IGNORED_ACCESS_KEYWORDS,
+        ...(opts.allowSecurityGroups ? ["SECURITY_GROUPS"] : []),
+      ]);
     if (!draft) throw confError(l, `${l.keyword} before the first SOURCE line`);
     if (IGNORED_ACCESS_KEYWORDS.has(l.keyword)) {
       if (!reportedIgnored.has(l.keyword)) opts.ignored(l);

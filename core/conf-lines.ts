@@ -17,6 +17,48 @@ export function confError(where: { file: string; line: number }, what: string): 
   return new SpaError("CONFIG_INVALID", `${where.file}:${where.line}: ${what}`);
 }
 
+/** Levenshtein distance, stopping early once it exceeds `limit` (keywords are short). */
+function editDistance(a: string, b: string, limit: number): number {
+  if (Math.abs(a.length - b.length) > limit) return limit + 1;
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      row.push(
+        Math.min(
+          (previous[j] as number) + 1,
+          (row[j - 1] as number) + 1,
+          (previous[j - 1] as number) + cost,
+        ),
+      );
+    }
+    previous = row;
+  }
+  return previous[b.length] as number;
+}
+
+/**
+ * The message for a keyword nobody knows. A key wrapped onto a second line arrives here as its
+ * "keyword", and this message goes to stderr, syslog and CloudWatch: so the token is shown only
+ * when it is plainly a misspelt keyword (upper case, within two edits of a known one).
+ */
+export function unknownKeyword(l: ConfLine, known: Iterable<string>): SpaError {
+  if (/^[A-Z][A-Z0-9_]{1,63}$/.test(l.keyword)) {
+    let best: string | null = null;
+    let bestDistance = 3;
+    for (const k of known) {
+      const d = editDistance(l.keyword, k, 2);
+      if (d < bestDistance) [best, bestDistance] = [k, d];
+    }
+    if (best !== null) return confError(l, `unknown keyword ${l.keyword} (did you mean ${best}?)`);
+  }
+  return confError(
+    l,
+    "not a known keyword; expected `KEYWORD value` (the line is not shown: it may be key material, such as a key wrapped onto a second line)",
+  );
+}
+
 /** Parses one file's text into keyword/value lines; blank and comment lines are dropped. */
 export function parseConfText(text: string, file: string): ConfLine[] {
   const out: ConfLine[] = [];

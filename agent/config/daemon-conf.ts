@@ -12,6 +12,7 @@ import {
   parseBoundedInt,
   parsePortListLine,
   parseYesNo,
+  unknownKeyword,
 } from "../../core/index.js";
 
 export type FirewallBackendName = "nftables" | "iptables" | "auto";
@@ -102,6 +103,15 @@ export const IGNORED_DAEMON_KEYWORDS = new Set(
     "ENABLE_TCP_SERVER"
   ).split(/\s+/),
 );
+
+/** The keywords parseDaemonConf acts on (one `case` each), for "did you mean" hints. */
+const DAEMON_KEYWORDS = (
+  "PCAP_INTF PCAP_FILTER ENABLE_PCAP_PROMISC MAX_SNIFF_BYTES ENABLE_UDP_SERVER UDPSERV_PORT " +
+  "UDPSERV_ADDRESS ENABLE_SPA_PACKET_AGING MAX_SPA_PACKET_AGE ENABLE_DIGEST_PERSISTENCE DIGEST_FILE " +
+  "FWKNOP_RUN_DIR FWKNOP_PID_FILE ACCESS_FILE SYSLOG_IDENTITY SYSLOG_FACILITY VERBOSE " +
+  "FLUSH_IPT_AT_INIT FLUSH_IPT_AT_EXIT FIREWALL_BACKEND GUARD_PORTS NFT_TABLE SPA_RATE_LIMIT " +
+  "IPT_CHAIN EMAIL_ADDRESSES SMTP_HOST SMTP_PORT SMTP_FROM SMTP_TLS NOTIFY_EXEC"
+).split(" ");
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -252,7 +262,7 @@ export function parseDaemonConf(
         break;
       default:
         if (!IGNORED_DAEMON_KEYWORDS.has(l.keyword))
-          throw confError(l, `unknown keyword ${l.keyword}`);
+          throw unknownKeyword(l, [...DAEMON_KEYWORDS, ...IGNORED_DAEMON_KEYWORDS]);
         if (!reported.has(l.keyword)) ignored(l);
         reported.add(l.keyword);
     }

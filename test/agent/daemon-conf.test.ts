@@ -49,7 +49,12 @@ SMTP_PORT                 2525
   });
 
   it.each([
-    ["an unknown keyword", "PCAP_INTERFACE eth0", "fwknopd.conf:1: unknown keyword PCAP_INTERFACE"],
+    ["an unknown keyword", "PCAP_INTERFACE eth0", "fwknopd.conf:1: not a known keyword"],
+    [
+      "a misspelt keyword",
+      "MAX_SPA_PACKET_AGES 60",
+      "fwknopd.conf:1: unknown keyword MAX_SPA_PACKET_AGES (did you mean MAX_SPA_PACKET_AGE?)",
+    ],
     ["an undefined variable", "DIGEST_FILE $NOPE/x", "fwknopd.conf:1: $NOPE is not defined"],
     ["a bad age", "MAX_SPA_PACKET_AGE 0", "fwknopd.conf:1: MAX_SPA_PACKET_AGE must be"],
     ["a bad backend", "FIREWALL_BACKEND pf", "fwknopd.conf:1: FIREWALL_BACKEND must be"],

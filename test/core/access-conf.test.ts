@@ -69,7 +69,7 @@ RESTRICT_PORTS      tcp/23
     [
       "an unknown keyword",
       `SOURCE ANY\nKEY k\nOPEN_PORT tcp/22`,
-      "access.conf:3: unknown keyword OPEN_PORT",
+      "access.conf:3: unknown keyword OPEN_PORT (did you mean OPEN_PORTS?)",
     ],
     [
       "a placeholder",
@@ -120,6 +120,57 @@ RESTRICT_PORTS      tcp/23
     expect(err2.message).not.toContain(secret);
   });
 
+  it("never echoes a line that is not a keyword: a key wrapped onto a second line stays out of logs", () => {
+    // Prepare: a base64 HMAC key broken in two by an editor, and a passphrase-like lower-case token
+    const wrapped = Buffer.alloc(64, 0x5c).toString("base64");
+    const head = wrapped.slice(0, 40);
+    const tail = wrapped.slice(40);
+    const texts = [
+      `SOURCE ANY\nKEY k\nHMAC_KEY_BASE64 ${head}\n${tail}`,
+      `SOURCE ANY\nKEY k\nsecret+Passphrase/9 more-secret`,
+      `SOURCE ANY\nKEY k\nABCDEFGHIJKLMNOPQRSTUVWXYZ234567 and-more`,
+    ];
+    for (const text of texts) {
+      // Act
+      const err = errorOf(() => parse(text));
+      // Assess: file:line and what was expected, none of the line's text
+      expect(err.code).toBe("CONFIG_INVALID");
+      expect(err.message).toMatch(/^invalid configuration: access\.conf:[34]: not a known keyword/);
+      for (const token of [
+        tail,
+        "secret+Passphrase/9",
+        "more-secret",
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567",
+        "and-more",
+      ])
+        expect(err.message).not.toContain(token);
+    }
+  });
+
+  it.each([
+    ["12/31/2025", "2025-12-31"],
+    ["02/29/2028", "2028-02-29"],
+  ])("reads ACCESS_EXPIRE %s as that day", (value, day) => {
+    const [s] = parse(`SOURCE ANY\nKEY k\nACCESS_EXPIRE ${value}`);
+    const d = new Date((s?.accessExpire ?? 0) * 1000);
+    const local = `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+    expect(local).toBe(day);
+  });
+
+  it.each([
+    "31/12/2025",
+    "02/30/2026",
+    "02/29/2027",
+    "13/01/2026",
+    "00/10/2026",
+    "04/31/2026",
+    "01/00/2026",
+  ])("refuses ACCESS_EXPIRE %s, a day that does not exist, instead of rolling it over", (value) => {
+    const err = errorOf(() => parse(`SOURCE ANY\nKEY k\nACCESS_EXPIRE ${value}`));
+    expect(err.code).toBe("CONFIG_INVALID");
+    expect(err.message).toContain(`access.conf:3: ACCESS_EXPIRE ${value} is not a calendar date`);
+  });
+
   it("reports each fwknop keyword it ignores once, with where it first appears", () => {
     const ignored: ConfLine[] = [];
     parse(
@@ -134,7 +185,7 @@ RESTRICT_PORTS      tcp/23
 
   it("reads SECURITY_GROUPS only where allowed (the Lambda)", () => {
     const text = "SOURCE ANY\nKEY k\nSECURITY_GROUPS sg-0123456789abcdef0, sg-01234567";
-    expect(() => parse(text)).toThrow(/unknown keyword SECURITY_GROUPS/);
+    expect(() => parse(text)).toThrow(/SECURITY_GROUPS is read only by the AWS knock function/);
     const [s] = parseAccessConf(parseConfText(text, "secret"), {
       allowSecurityGroups: true,
       ignored: () => {},
