@@ -68,3 +68,41 @@ export function syslogLog(identity: string, facility: string, verbose: boolean):
     () => logger?.stdin?.end(),
   );
 }
+
+/**
+ * Counts of like events, written as one line per second instead of one line per event: a flood
+ * must not become a log flood. The first event of a quiet second arms a one-shot timer, so an
+ * idle process keeps no timer running.
+ */
+export class SecondSums {
+  private readonly counts = new Map<string, number>();
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly write: (counts: ReadonlyMap<string, number>) => void) {}
+
+  add(key: string): void {
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+    if (this.timer === null) {
+      this.timer = setTimeout(() => this.flush(), 1_000);
+      this.timer.unref();
+    }
+  }
+
+  /** Writes what was counted (at the end of the second, and at shutdown). */
+  flush(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.counts.size === 0) return;
+    const counts = new Map(this.counts);
+    this.counts.clear();
+    this.write(counts);
+  }
+}
+
+/** `a (3), b (1)`, the largest first, at most `limit` entries and how many more. */
+export function describeCounts(counts: ReadonlyMap<string, number>, limit = 10): string {
+  const sorted = [...counts].sort((a, b) => b[1] - a[1]);
+  const shown = sorted.slice(0, limit).map(([k, n]) => `${k} (${n})`);
+  const rest = sorted.length - shown.length;
+  return rest > 0 ? `${shown.join(", ")} and ${rest} more` : shown.join(", ");
+}

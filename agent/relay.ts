@@ -7,7 +7,7 @@
 import { InvokeCommand, type LambdaClient } from "@aws-sdk/client-lambda";
 import { precheckDatagram, SpaError } from "../core/index.js";
 import type { Capture, Datagram } from "./capture/datagram.js";
-import type { Log } from "./log.js";
+import { describeCounts, type Log, SecondSums } from "./log.js";
 
 export interface RelayOptions {
   readonly functionName: string;
@@ -41,6 +41,20 @@ export class Relay {
   private readonly windows = new Map<string, { start: number; count: number }>();
   private inFlight = 0;
   readonly stats = { received: 0, forwarded: 0, dropped: 0, failed: 0 };
+  /** Forwarded packets by source, logged as one line per second. */
+  private readonly forwarded = new SecondSums((bySource) => {
+    const total = [...bySource.values()].reduce((a, b) => a + b, 0);
+    this.log.info(
+      `forwarded ${total} SPA packet${total === 1 ? "" : "s"} to ${this.options.functionName} in the last second, by source: ${describeCounts(bySource)}`,
+    );
+  });
+  /** Datagrams dropped because too many invocations were in flight, one line per second. */
+  private readonly overloaded = new SecondSums((bySource) => {
+    const total = [...bySource.values()].reduce((a, b) => a + b, 0);
+    this.log.warning(
+      `dropped ${total} datagram${total === 1 ? "" : "s"} in the last second: OVERLOAD (${this.options.maxInFlight} invocations in flight), by source: ${describeCounts(bySource)}`,
+    );
+  });
 
   constructor(
     private readonly lambda: LambdaClient,
@@ -54,8 +68,10 @@ export class Relay {
     return this.capture.start((d) => this.onDatagram(d));
   }
 
-  stop(): Promise<void> {
-    return this.capture.stop();
+  async stop(): Promise<void> {
+    await this.capture.stop();
+    this.forwarded.flush();
+    this.overloaded.flush();
   }
 
   private allowed(sourceIp: string): boolean {
@@ -92,7 +108,7 @@ export class Relay {
     }
     if (this.inFlight >= this.options.maxInFlight) {
       this.stats.dropped++;
-      this.log.warning(`dropped datagram from ${d.sourceIp}: OVERLOAD`);
+      this.overloaded.add(d.sourceIp);
       return;
     }
     this.inFlight++;
@@ -112,9 +128,7 @@ export class Relay {
       )
       .then(() => {
         this.stats.forwarded++;
-        this.log.info(
-          `forwarded SPA packet from ${d.sourceIp}:${d.sourcePort} to ${this.options.functionName}`,
-        );
+        this.forwarded.add(d.sourceIp);
       })
       .catch((err) => {
         this.stats.failed++;

@@ -104,6 +104,7 @@ export function createApp(options: CreateAppOptions = {}): SpaknockApp {
     maxSpaPacketAge: Duration.seconds(config.maxSpaPacketAgeSeconds),
     knockTimeout: Duration.seconds(config.knockTimeoutSeconds),
     accessConfigTtl: Duration.seconds(config.accessConfigTtlSeconds),
+    reservedConcurrency: config.reservedConcurrency,
     logRetention: config.logRetentionDays as RetentionDays,
     clientAccess: config.clientAccess,
   });

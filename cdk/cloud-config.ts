@@ -75,6 +75,16 @@ export const cloudConfigSchema = z
     maxSpaPacketAgeSeconds: int(10, 3600, "seconds").default(120),
     knockTimeoutSeconds: int(3, 60, "seconds").default(15),
     accessConfigTtlSeconds: int(0, 3600, "seconds").default(300),
+    reservedConcurrency: z
+      .union([
+        z.literal(false),
+        z.strictObject({
+          knock: int(1, 1000, "concurrent invocations"),
+          revoke: int(1, 1000, "concurrent invocations"),
+          sweep: int(1, 10, "concurrent invocations"),
+        }),
+      ])
+      .default({ knock: 10, revoke: 5, sweep: 1 }),
     logRetentionDays: z
       .number()
       .refine((d) => (LOG_RETENTION_DAYS as readonly number[]).includes(d), {

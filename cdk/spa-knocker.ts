@@ -160,6 +160,16 @@ export interface SpaKnockerProps {
    */
   readonly accessConfigSecretName?: string;
   /**
+   * Concurrency reserved for each function. Revoke and sweep get their own share, so a flood of
+   * knocks (or anything else in the account) cannot starve the functions that close doors; the
+   * knock function is capped, so a flood costs at most that many invocations at a time. Each
+   * reservation is taken from the account's concurrency, which must keep 100 unreserved: an
+   * account still at the new-account limit of 10 cannot deploy with this on (ask for the
+   * default 1,000, or pass `false`, which turns all three off).
+   * @default { knock: 10, revoke: 5, sweep: 1 }
+   */
+  readonly reservedConcurrency?: { knock: number; revoke: number; sweep: number } | false;
+  /**
    * The ACCESS line of the `~/.fwknoprc` skeleton in the stack outputs.
    * @default "tcp/22"
    */
@@ -210,6 +220,10 @@ export class SpaKnocker extends Construct {
     validateProps(props, relayMode, relayPort, groupIds);
     const retention = props.logRetention ?? RetentionDays.THREE_MONTHS;
     const maxPacketAge = props.maxSpaPacketAge ?? Duration.seconds(120);
+    const concurrency =
+      props.reservedConcurrency === false
+        ? undefined
+        : (props.reservedConcurrency ?? { knock: 10, revoke: 5, sweep: 1 });
 
     if (props.vpc || relayMode !== "none" || groupIds.length === 0) {
       this.vpc = props.vpc ?? this.createVpc(retention);
@@ -291,6 +305,7 @@ export class SpaKnocker extends Construct {
       ...common,
       description: "spaknock: revoke one grant's rules at its expiry (invoked by Scheduler)",
       timeout: Duration.seconds(30),
+      reservedConcurrency: concurrency?.revoke,
     });
     const sweep = this.createFunction("Sweep", "sweep.ts", {
       ...common,
@@ -298,6 +313,7 @@ export class SpaKnocker extends Construct {
       timeout: Duration.seconds(50),
       // The next minute's sweep is the retry.
       asyncRetries: 0,
+      reservedConcurrency: concurrency?.sweep,
     });
     this.revokeFunction = revoke.fn;
     this.sweepFunction = sweep.fn;
@@ -335,6 +351,11 @@ export class SpaKnocker extends Construct {
       // A knock has a person waiting, who knocks again; Lambda's retries a minute or two later
       // could open a port nobody is waiting for any more.
       asyncRetries: 0,
+      // A throttled asynchronous event is otherwise queued for up to 6 hours. The function also
+      // refuses any event more than 10 s old (lambda/knock-event.ts); this drops the rest
+      // early (60 s is Lambda's minimum).
+      maxEventAge: Duration.seconds(60),
+      reservedConcurrency: concurrency?.knock,
       environment: {
         REPLAY_TABLE: this.replayTable.tableName,
         ACCESS_CONFIG_SECRET: this.accessConfigSecret.secretArn,
@@ -479,6 +500,9 @@ export class SpaKnocker extends Construct {
       environment?: Record<string, string>;
       /** Lambda's own retries of a failed asynchronous invocation (default 2). */
       asyncRetries?: number;
+      /** How long Lambda keeps an asynchronous event it could not run yet (default 6 h). */
+      maxEventAge?: Duration;
+      reservedConcurrency?: number | undefined;
     },
   ): { fn: NodejsFunction; role: Role } {
     const logGroup = new LogGroup(this, `${id}Logs`, { retention: opts.retention });
@@ -507,6 +531,10 @@ export class SpaKnocker extends Construct {
       role,
       logGroup,
       ...(opts.asyncRetries === undefined ? {} : { retryAttempts: opts.asyncRetries }),
+      ...(opts.maxEventAge === undefined ? {} : { maxEventAge: opts.maxEventAge }),
+      ...(opts.reservedConcurrency === undefined
+        ? {}
+        : { reservedConcurrentExecutions: opts.reservedConcurrency }),
       loggingFormat: LoggingFormat.JSON,
       applicationLogLevelV2: ApplicationLogLevel.INFO,
       systemLogLevelV2: SystemLogLevel.WARN,

@@ -42,6 +42,9 @@ export const SPA_ERROR_CODES = {
   // the adapters the decision drives
   REPLAY_STORE_FAILED: "the replay cache could not record the packet; nothing was opened",
   FIREWALL_FAILED: "the firewall refused the rule; nothing was opened",
+  // the receivers' own events (the Lambda's relay and function URL events)
+  EVENT_INVALID: "neither a relay event nor a function URL request",
+  EVENT_STALE: "the event reached the function too long after the relay received the packet",
   // local input
   KEY_INVALID: "invalid key",
   ARG_INVALID: "invalid argument",

@@ -2,7 +2,7 @@
  * The knock pipeline, shared by the host daemon and the Lambda: one raw datagram in, one decision
  * out. fwknopd's order, cheapest first (ARCHITECTURE.md, "The pipeline"):
  *
- *   precheck → replay look-up → for each stanza matching SOURCE/DESTINATION: HMAC → decrypt →
+ *   precheck → replay look-up (where it is local) → for each stanza matching SOURCE/DESTINATION: HMAC → decrypt →
  *   decode → age, allow-IP, username, ports → claim the digest → open the firewall.
  *
  * It never throws for anything a sender controls: every refusal is an outcome with a code.
@@ -87,7 +87,7 @@ export async function knock(
     return refuse(refusalOf(err, null, null), null);
   }
   const digest = replayDigest(data);
-  if (ports.replay) {
+  if (ports.replay?.seen) {
     let seen: boolean;
     try {
       seen = await ports.replay.seen(digest);
@@ -152,6 +152,7 @@ export async function knock(
           sourceIp: input.sourceIp,
           sourcePort: input.sourcePort,
           seenAt: now,
+          packetTime: message.timestamp,
         });
       } catch (err) {
         const detail = err instanceof Error ? err.message : String(err);

@@ -25,8 +25,11 @@ export interface Firewall {
 }
 
 export interface ReplayCache {
-  /** A cheap look-up before any crypto. */
-  seen(digest: string): Promise<boolean>;
+  /**
+   * A cheap local look-up before any crypto. Left out by adapters whose look-up is paid (a
+   * DynamoDB read): there the HMAC is checked first, and `claim` alone refuses a replay.
+   */
+  seen?(digest: string): Promise<boolean>;
   /**
    * Atomically records the digest. Returns false if it was already there: the caller lost a race
    * against another copy of the same packet and must not grant.
@@ -37,8 +40,10 @@ export interface ReplayCache {
 export interface ReplayMeta {
   readonly sourceIp: string;
   readonly sourcePort: number;
-  /** Epoch seconds. */
+  /** When the packet was received (epoch seconds), the time its age was checked against. */
   readonly seenAt: number;
+  /** The packet's own timestamp (epoch seconds), which may be ahead of seenAt by the age window. */
+  readonly packetTime: number;
 }
 
 export interface Notifier {

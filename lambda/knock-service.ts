@@ -17,7 +17,7 @@ import { scheduleRevoke } from "./adapters/scheduler-expiry.js";
 import { SecurityGroupFirewall } from "./adapters/security-group-firewall.js";
 import { publishNotice } from "./adapters/sns-notifier.js";
 import type { KnockEnvironment } from "./environment.js";
-import { parseKnockEvent, URL_RESPONSE } from "./knock-event.js";
+import { MAX_EVENT_LAG_SEC, parseKnockEvent, URL_RESPONSE } from "./knock-event.js";
 
 export interface AwsClients {
   readonly dynamodb: DynamoDBClient;
@@ -53,7 +53,7 @@ export function createKnockService(
   const replay = new DynamoDbReplayCache(
     clients.dynamodb,
     env.REPLAY_TABLE,
-    2 * env.MAX_SPA_PACKET_AGE + 60,
+    { maxPacketAge: env.MAX_SPA_PACKET_AGE, eventLagSec: MAX_EVENT_LAG_SEC, marginSec: 60 },
     () => Math.floor(nowMs() / 1000),
   );
   const ec2For = ec2ClientFactory(clients.ec2, clients.sts, env.OPENER_ROLE_ARN);
@@ -63,8 +63,8 @@ export function createKnockService(
       const request = parseKnockEvent(event, nowMs());
       const isUrl = typeof event === "object" && event !== null && "requestContext" in event;
       const answer = isUrl ? URL_RESPONSE : undefined;
-      if ("invalid" in request) {
-        log.warn("refused", { code: "EVENT_INVALID", reason: request.invalid });
+      if ("code" in request) {
+        log.warn("refused", { code: request.code, reason: request.reason });
         return answer;
       }
       let stanzas: Awaited<ReturnType<typeof access.stanzas>>;

@@ -2,36 +2,43 @@
  * The replay cache in DynamoDB: one item per packet digest, claimed with a conditional put so
  * that of two Lambdas handling copies of one packet at the same moment exactly one wins. Items
  * carry a TTL attribute; an item past its TTL but not yet deleted by DynamoDB is claimable again
- * (the condition compares expiresAt with now).
+ * (the condition compares expiresAt with now). An item's expiry is computed from the latest of
+ * the clocks involved (the function's, the relay's receive time, the packet's timestamp), so a
+ * copy delivered late by Lambda's asynchronous queue still finds it.
  */
 import {
   ConditionalCheckFailedException,
   type DynamoDBClient,
-  GetItemCommand,
   PutItemCommand,
 } from "@aws-sdk/client-dynamodb";
-import type { ReplayCache, ReplayMeta } from "../../core/index.js";
+import { type ReplayCache, type ReplayMeta, replayRetainUntil } from "../../core/index.js";
 
+export interface ReplayRetention {
+  /** MAX_SPA_PACKET_AGE, seconds. */
+  readonly maxPacketAge: number;
+  /** How long after the relay received a packet the function still accepts its event. */
+  readonly eventLagSec: number;
+  /** Allowance for skew between the relay's, the client's and the function's clocks. */
+  readonly marginSec: number;
+}
+
+/**
+ * No `seen` look-up: a consistent read before the HMAC would make every forged datagram a paid
+ * DynamoDB call. The conditional put in `claim`, after the HMAC and the access decision, is what
+ * refuses a replay.
+ */
 export class DynamoDbReplayCache implements ReplayCache {
   constructor(
     private readonly client: DynamoDBClient,
     private readonly table: string,
-    /** How long a digest must be remembered: twice the packet aging window. */
-    private readonly retainSec: number,
+    private readonly retention: ReplayRetention,
     private readonly nowSec: () => number = () => Math.floor(Date.now() / 1000),
   ) {}
 
-  async seen(digest: string): Promise<boolean> {
-    const out = await this.client.send(
-      new GetItemCommand({
-        TableName: this.table,
-        Key: { pk: { S: digest } },
-        ConsistentRead: true,
-        ProjectionExpression: "expiresAt",
-      }),
-    );
-    const expiresAt = Number(out.Item?.expiresAt?.N ?? 0);
-    return out.Item !== undefined && expiresAt >= this.nowSec();
+  /** The item's expiry: past every moment a copy of the packet could still pass the age check. */
+  expiryOf(meta: ReplayMeta, nowSec: number): number {
+    const { maxPacketAge, eventLagSec, marginSec } = this.retention;
+    return replayRetainUntil(meta, nowSec, maxPacketAge, eventLagSec, marginSec);
   }
 
   async claim(digest: string, meta: ReplayMeta): Promise<boolean> {
@@ -45,7 +52,8 @@ export class DynamoDbReplayCache implements ReplayCache {
             sourceIp: { S: meta.sourceIp },
             sourcePort: { N: String(meta.sourcePort) },
             seenAt: { N: String(meta.seenAt) },
-            expiresAt: { N: String(now + this.retainSec) },
+            packetTime: { N: String(meta.packetTime) },
+            expiresAt: { N: String(this.expiryOf(meta, now)) },
           },
           ConditionExpression: "attribute_not_exists(pk) OR expiresAt < :now",
           ExpressionAttributeValues: { ":now": { N: String(now) } },

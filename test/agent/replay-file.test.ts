@@ -7,7 +7,7 @@ import { ReplayFile } from "../../agent/replay-file.js";
 const DIGEST_A = "z319IuHgYATYCCudcwtWj2+CD1N6XKm1HyDlfnfNhO8";
 const DIGEST_B = "A".repeat(43);
 const NOW = 1_795_605_855;
-const meta = { sourceIp: "198.18.0.2", sourcePort: 48485, seenAt: NOW };
+const meta = { sourceIp: "198.18.0.2", sourcePort: 48485, seenAt: NOW, packetTime: NOW };
 
 describe("replay file", () => {
   const dirs: string[] = [];

@@ -47,6 +47,7 @@ describe("a valid config", () => {
       maxSpaPacketAgeSeconds: 120,
       knockTimeoutSeconds: 15,
       accessConfigTtlSeconds: 300,
+      reservedConcurrency: { knock: 10, revoke: 5, sweep: 1 },
       logRetentionDays: 90,
       clientAccess: "tcp/22",
       tags: {},

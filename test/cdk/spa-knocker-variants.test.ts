@@ -39,6 +39,7 @@ beforeAll(() => {
       logRetentionDays: 365,
       knockTimeoutSeconds: 20,
       maxSpaPacketAgeSeconds: 60,
+      reservedConcurrency: false,
     },
     { bundle: false },
   );
@@ -183,6 +184,12 @@ describe("without opener roles", () => {
     }
     const knock = resourceNamed(ha.template, "AWS::Lambda::Function", "SpaKnockerKnock");
     expect(knock.Properties.Timeout).toBe(20);
+  });
+
+  it("reserves no concurrency when told not to (an account still at the limit of 10)", () => {
+    const functions = Object.values(ha.template.findResources("AWS::Lambda::Function"));
+    expect(functions).toHaveLength(3);
+    for (const fn of functions) expect(fn.Properties.ReservedConcurrentExecutions).toBeUndefined();
   });
 });
 

@@ -113,6 +113,25 @@ describe("functions", () => {
     expect(Object.keys(configs)).toHaveLength(2);
   });
 
+  it("drops a knock event Lambda could not run within 60 s, instead of queueing it for 6 hours", () => {
+    const knock = Object.values(s.template.findResources("AWS::Lambda::EventInvokeConfig")).find(
+      (c) => (c.Properties.FunctionName as { Ref: string }).Ref.startsWith("SpaKnockerKnock"),
+    );
+    expect(knock?.Properties).toMatchObject({
+      MaximumEventAgeInSeconds: 60,
+      MaximumRetryAttempts: 0,
+    });
+  });
+
+  it("reserves concurrency for revoke and sweep, and caps the knock function", () => {
+    const reserved = (prefix: string) =>
+      resourceNamed(s.template, "AWS::Lambda::Function", prefix).Properties
+        .ReservedConcurrentExecutions;
+    expect(reserved("SpaKnockerKnock")).toBe(10);
+    expect(reserved("SpaKnockerRevoke")).toBe(5);
+    expect(reserved("SpaKnockerSweep")).toBe(1);
+  });
+
   it("keeps every function's logs for the configured retention", () => {
     const groups = s.template.findResources("AWS::Logs::LogGroup");
     // Three functions and the VPC flow log.

@@ -184,14 +184,8 @@ describe("knock: a grant from a relay event", () => {
     expect(inputsOf(mocks.secrets, GetSecretValueCommand)).toEqual([
       { SecretId: "spaknock/access.conf" },
     ]);
-    expect(inputsOf(mocks.dynamodb, GetItemCommand)).toEqual([
-      {
-        TableName: "spaknock-replay",
-        Key: { pk: { S: digest } },
-        ConsistentRead: true,
-        ProjectionExpression: "expiresAt",
-      },
-    ]);
+    // No paid look-up before the HMAC: the conditional put alone refuses a replay.
+    expect(mocks.dynamodb.commandCalls(GetItemCommand)).toHaveLength(0);
     expect(inputsOf(mocks.dynamodb, PutItemCommand)).toEqual([
       {
         TableName: "spaknock-replay",
@@ -200,8 +194,9 @@ describe("knock: a grant from a relay event", () => {
           sourceIp: { S: SOURCE },
           sourcePort: { N: "40123" },
           seenAt: { N: String(NOW_SEC) },
-          // Twice the 120 s packet age plus a minute: the TTL attribute.
-          expiresAt: { N: String(NOW_SEC + 300) },
+          packetTime: { N: String(NOW_SEC) },
+          // The latest clock + the 120 s packet age + 10 s event lag + 60 s margin: the TTL.
+          expiresAt: { N: String(NOW_SEC + 190) },
         },
         ConditionExpression: "attribute_not_exists(pk) OR expiresAt < :now",
         ExpressionAttributeValues: { ":now": { N: String(NOW_SEC) } },
@@ -715,24 +710,16 @@ describe("knock: refusals", () => {
     expectNothingOpened();
   });
 
-  it("refuses a digest the table already holds before any crypto (SPA_REPLAY)", async () => {
+  it("makes no DynamoDB call at all for packets whose HMAC does not verify", async () => {
+    // Prepare: a flood of forged packets that pass the precheck
     authorizeCreates();
-    mocks.dynamodb
-      .on(GetItemCommand)
-      .resolves({ Item: { expiresAt: { N: String(NOW_SEC + 10) } } });
     const { knock, log } = service();
-    await knock.handle(relayEvent(spaData()));
-    expect(log.codes()).toEqual(["SPA_REPLAY"]);
-    expect(mocks.dynamodb.commandCalls(PutItemCommand)).toHaveLength(0);
+    // Act
+    for (let i = 0; i < 50; i++) await knock.handle(relayEvent(spaData({ keys: WRONG_KEYS })));
+    // Assess
+    expect(log.codes()).toEqual(Array(50).fill("SPA_HMAC_MISMATCH"));
+    expect(mocks.dynamodb.send.callCount).toBe(0);
     expectNothingOpened();
-  });
-
-  it("claims a digest whose item is past its TTL but not yet deleted", async () => {
-    authorizeCreates();
-    mocks.dynamodb.on(GetItemCommand).resolves({ Item: { expiresAt: { N: String(NOW_SEC - 1) } } });
-    const { knock } = service();
-    await knock.handle(relayEvent(spaData()));
-    expect(mocks.ec2.commandCalls(AuthorizeSecurityGroupIngressCommand)).toHaveLength(2);
   });
 
   it("opens nothing when the replay table fails (REPLAY_STORE_FAILED)", async () => {

@@ -43,6 +43,9 @@ useDummyAwsEnvironment();
 
 const TABLE = "spaknock-replay";
 const CONCURRENCY = 20;
+const RETENTION = { maxPacketAge: 120, eventLagSec: 10, marginSec: 60 };
+/** What the knock function keeps a digest for: age 120 s + event lag 10 s + 60 s of clock margin. */
+const KEPT = 120 + 10 + 60;
 
 let server: Server;
 let endpoint: string;
@@ -151,7 +154,8 @@ describe("replay table (dynalite)", () => {
       sourceIp: { S: "203.0.113.7" },
       sourcePort: { N: "40123" },
       seenAt: { N: String(NOW_SEC) },
-      expiresAt: { N: String(NOW_SEC + 300) },
+      packetTime: { N: String(NOW_SEC) },
+      expiresAt: { N: String(NOW_SEC + KEPT) },
     });
 
     // Act: a minute later, the same packet again (a redelivery, and a copy sent from elsewhere).
@@ -172,13 +176,18 @@ describe("replay table (dynalite)", () => {
   it("lets exactly one of 20 concurrent conditional puts claim a digest", async () => {
     const caches = Array.from(
       { length: CONCURRENCY },
-      () => new DynamoDbReplayCache(dynamoDbClient(), TABLE, 300, () => NOW_SEC),
+      () => new DynamoDbReplayCache(dynamoDbClient(), TABLE, RETENTION, () => NOW_SEC),
     );
     const digest = replayDigest(spaData());
-    const meta = { sourceIp: "203.0.113.7", sourcePort: 40123, seenAt: NOW_SEC };
+    const meta = {
+      sourceIp: "203.0.113.7",
+      sourcePort: 40123,
+      seenAt: NOW_SEC,
+      packetTime: NOW_SEC,
+    };
     const claims = await Promise.all(caches.map((c) => c.claim(digest, meta)));
     expect(claims.filter(Boolean)).toHaveLength(1);
-    await expect(caches[0]?.seen(digest)).resolves.toBe(true);
+    await expect(caches[0]?.claim(digest, meta)).resolves.toBe(false);
   });
 
   it("claims again a digest whose item is past its TTL but not yet deleted", async () => {
@@ -203,7 +212,7 @@ describe("replay table (dynalite)", () => {
     // Assess
     expect(outcome.granted).toBe(1);
     expect(authorizeCount()).toBe(1);
-    expect((await itemOf(spa))?.expiresAt).toEqual({ N: String(NOW_SEC + 300) });
+    expect((await itemOf(spa))?.expiresAt).toEqual({ N: String(NOW_SEC + KEPT) });
   });
 
   it("refuses a digest whose item has not expired yet", async () => {
@@ -217,5 +226,60 @@ describe("replay table (dynalite)", () => {
     const outcome = await handleConcurrently([relayEvent(spa)], NOW_MS);
     expect(outcome).toEqual({ granted: 0, codes: ["SPA_REPLAY"] });
     expect(authorizeCount()).toBe(0);
+  });
+});
+
+// Issue 17.1: Lambda's asynchronous queue can hold a throttled event for up to 6 hours, and the
+// packet's age is checked against the relay's receive time. A replayed copy must never outlive
+// its replay record, whichever clock runs late.
+describe("a replayed packet delivered late opens nothing (dynalite)", () => {
+  const T = NOW_MS;
+  const S = 1000;
+
+  it.each([
+    ["301 s", 301 * S],
+    ["6 h", 6 * 3600 * S],
+  ])("the same packet at T and its queued copy at T + %s open once", async (_name, delay) => {
+    // Prepare: the engineer's knock at T; an attacker's copy, relayed at T + 100 s (inside the
+    // 120 s age window), is held in the throttled queue
+    const spa = spaData({ timestamp: NOW_SEC });
+    const engineer = await handleConcurrently([relayEvent(spa, "203.0.113.7", T)], T);
+    // Act
+    const late = await handleConcurrently([relayEvent(spa, "192.0.2.66", T + 100 * S)], T + delay);
+    // Assess
+    expect(engineer.granted).toBe(1);
+    expect(late).toEqual({ granted: 0, codes: ["EVENT_STALE"] });
+    expect(authorizeCount()).toBe(1);
+  });
+
+  it.each([
+    ["the function's clock 50 s behind the relay's", -50 * S],
+    ["the function's clock 9 s behind the event (just inside the lag)", 9 * S],
+  ])("a copy relayed at the edge of the age window is refused, with %s", async (_name, skew) => {
+    // Prepare: the first copy is handled at once; the second is received by the relay at the last
+    // second its age passes (T + 120 s) and reaches a function whose clock is off by `skew`
+    const spa = spaData({ timestamp: NOW_SEC });
+    const first = await handleConcurrently([relayEvent(spa, "203.0.113.7", T)], T + skew);
+    const edge = T + 120 * S;
+    // Act
+    const copy = await handleConcurrently([relayEvent(spa, "192.0.2.66", edge)], edge + skew);
+    // Assess
+    expect(first.granted).toBe(1);
+    expect(copy).toEqual({ granted: 0, codes: ["SPA_REPLAY"] });
+    expect(authorizeCount()).toBe(1);
+  });
+
+  it("keeps the record past the age window of a packet stamped ahead of every clock", async () => {
+    // Prepare: a client clock 119 s fast; its packet is accepted at T and could be accepted again
+    // until T + 239 s
+    const spa = spaData({ timestamp: NOW_SEC + 119 });
+    const first = await handleConcurrently([relayEvent(spa, "203.0.113.7", T)], T);
+    const last = T + 239 * S;
+    // Act
+    const copy = await handleConcurrently([relayEvent(spa, "192.0.2.66", last)], last + 9 * S);
+    // Assess
+    expect(first.granted).toBe(1);
+    expect(copy).toEqual({ granted: 0, codes: ["SPA_REPLAY"] });
+    expect(Number((await itemOf(spa))?.expiresAt?.N)).toBeGreaterThanOrEqual(NOW_SEC + 239 + 10);
   });
 });
