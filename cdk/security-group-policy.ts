@@ -111,20 +111,22 @@ export function openStatements({ groupArns, ruleArn }: GuardedGroupArns): Policy
       resources: [ruleArn],
       conditions: { StringEquals: { [`aws:ResourceTag/${MANAGED_TAG}`]: "true" } },
     }),
-    ...closeStatements({ groupArns, ruleArn }, "RollBack"),
+    ...closeStatements({ groupArns }, "RollBack"),
     describeRulesStatement(),
   ];
 }
 
 /**
  * Closing a grant (revoke, sweep, the knock function's all-or-nothing rollback): revoke by rule
- * id, in the guarded groups only. The rule resource is deliberately not narrowed by tag: a
- * condition EC2 did not evaluate the way we expect must never be what leaves a rule open past
- * its expiry, and the group ARNs already confine it. (Which rules revoke and sweep touch is
- * decided in code: only spaknock-tagged ones whose expiry has passed.)
+ * id, in the guarded groups only. The Service Authorization Reference lists one resource type for
+ * ec2:RevokeSecurityGroupIngress, the security group: IAM never sees the rule being revoked, so
+ * no statement can confine a revoke to spaknock's own rules (a condition on the rule's tags would
+ * simply never apply). Which rules are revoked is decided in code: revoke and sweep take only
+ * spaknock-tagged rules whose expiry has passed, and the rollback only the rules the same knock
+ * has just created, by id. test/lambda/iam-calls.test.ts checks this against the reference.
  */
 export function closeStatements(
-  { groupArns, ruleArn }: GuardedGroupArns,
+  { groupArns }: Pick<GuardedGroupArns, "groupArns">,
   sidPrefix = "Revoke",
 ): PolicyStatement[] {
   return [
@@ -132,16 +134,6 @@ export function closeStatements(
       sid: `${sidPrefix}OnGuardedGroupsOnly`,
       actions: ["ec2:RevokeSecurityGroupIngress"],
       resources: [...groupArns],
-    }),
-    new PolicyStatement({
-      sid: `${sidPrefix}RulesById`,
-      actions: ["ec2:RevokeSecurityGroupIngress"],
-      resources: [ruleArn],
-      // The internet-facing knock function only ever rolls back rules it just created, which
-      // carry the tag: it must not be able to delete an admin's own rules.
-      ...(sidPrefix === "RollBack"
-        ? { conditions: { StringEquals: { [`aws:ResourceTag/${MANAGED_TAG}`]: "true" } } }
-        : {}),
     }),
   ];
 }

@@ -413,7 +413,6 @@ export class SpaKnocker extends Construct {
       }
     }
     const opener = this.openerRole ?? knock.role;
-    const closers = this.closerRole ? [this.closerRole] : [revoke.role, sweep.role];
     for (const role of [opener, revoke.role, sweep.role]) {
       Validations.of(role).acknowledge({
         id: "AwsSolutions-IAM5[Resource::*]",
@@ -421,13 +420,12 @@ export class SpaKnocker extends Construct {
           "ec2:DescribeSecurityGroupRules (read-only) supports no resource-level permissions; it is the only action on Resource *.",
       });
     }
-    for (const role of [opener, ...closers]) {
-      Validations.of(role).acknowledge({
-        id: wildcardFinding(nagArn("ec2", "security-group-rule/*")),
-        reason:
-          "A rule's id exists only once the rule does. Every statement on security-group-rule/* is paired with the guarded groups' ARNs (EC2 authorizes both), and the open/retag/modify ones also require spaknock:managed tags.",
-      });
-    }
+    // Only the opening side names security-group-rule/* (a revoke is authorized on the group).
+    Validations.of(opener).acknowledge({
+      id: wildcardFinding(nagArn("ec2", "security-group-rule/*")),
+      reason:
+        "A rule's id exists only once the rule does. Every statement on security-group-rule/* is paired with the guarded groups' ARNs (EC2 authorizes both), and the open/retag/modify ones also require spaknock:managed tags.",
+    });
     Validations.of(knock.role).acknowledge({
       id: wildcardFinding(
         nagArn("scheduler", `schedule/${this.scheduleGroup.scheduleGroupName}/spaknock-*`),
@@ -568,7 +566,7 @@ export class SpaKnocker extends Construct {
     role.addToPolicy(
       new PolicyStatement({
         sid: "ReplayCache",
-        actions: ["dynamodb:GetItem", "dynamodb:PutItem"],
+        actions: ["dynamodb:PutItem"],
         resources: [this.replayTable.tableArn],
       }),
     );

@@ -75,7 +75,8 @@ interface Previous {
   readonly port: ProtoPort;
   readonly cidr: string;
   readonly description: string | undefined;
-  readonly expires: string | undefined;
+  /** The rule's spaknock:* tags before the refresh (it always carries spaknock:managed). */
+  readonly tags: readonly Tag[];
 }
 
 export interface SecurityGroupFirewallOptions {
@@ -201,7 +202,7 @@ export class SecurityGroupFirewall implements Firewall {
         port,
         cidr,
         description: existing.Description,
-        expires: existing.Tags?.find((t) => t.Key === TAG.expires)?.Value,
+        tags: (existing.Tags ?? []).filter((t) => t.Key?.startsWith("spaknock:")),
       },
     };
   }
@@ -230,14 +231,9 @@ export class SecurityGroupFirewall implements Firewall {
             ],
           }),
         );
-        if (r.expires !== undefined) {
-          await ec2.send(
-            new CreateTagsCommand({
-              Resources: [r.ruleId],
-              Tags: [{ Key: TAG.expires, Value: r.expires }],
-            }),
-          );
-        }
+        // The whole spaknock tag set, not only spaknock:expires: IAM lets the knock function
+        // re-tag a rule only in a request that also says spaknock:managed=true.
+        await ec2.send(new CreateTagsCommand({ Resources: [r.ruleId], Tags: [...r.tags] }));
       } catch (err) {
         this.options.log(
           "could not restore a refreshed rule's old expiry; the sweeper closes it at the new one",

@@ -149,7 +149,6 @@ describe("without opener roles", () => {
     ha.template.resourceCountIs("AWS::IAM::Role", 5);
     const knock = policyOf(ha.template, "SpaKnockerKnockRole");
     expect(actionsOf(knock)).toEqual([
-      "dynamodb:GetItem",
       "dynamodb:PutItem",
       "ec2:AuthorizeSecurityGroupIngress",
       "ec2:CreateTags",

@@ -381,14 +381,6 @@ describe("knock: a refresh of a rule that is already open", () => {
     expect(log.codes()).toEqual(["FIREWALL_FAILED"]);
   });
 
-  // BUG (lambda/adapters/security-group-firewall.ts, authorizeOrRefresh/findRule): on
-  // InvalidPermission.Duplicate the adapter takes over ANY ingress rule with the same CIDR and
-  // port, including a permanent one an administrator added by hand (no spaknock:* tags). It
-  // rewrites that rule's description, tags it spaknock:managed with a 30 s expiry and hands it
-  // to the revoke schedule, so the revoke/sweep functions later delete the administrator's rule.
-  // Fix: in findRule/authorizeOrRefresh only refresh a rule that carries `spaknock:managed`;
-  // for an unmanaged duplicate, leave it alone and return it as held-but-not-ours (not added to
-  // rulesFor(), so it is neither re-tagged nor scheduled for revocation).
   it("puts a refreshed rule's old expiry back when another group refuses (all or nothing)", async () => {
     // Prepare: SG_A's rule exists (refresh), SG_B refuses the authorize outright.
     mocks.ec2
@@ -408,6 +400,11 @@ describe("knock: a refresh of a rule that is already open", () => {
       (i) => i.Tags?.find((t) => t.Key === "spaknock:expires")?.Value,
     );
     expect(retags).toEqual([String(EXPIRES), String(NOW_SEC - 5)]);
+    // The restore writes the whole old tag set: IAM allows re-tagging only with spaknock:managed.
+    expect(inputsOf(mocks.ec2, CreateTagsCommand)[1]).toEqual({
+      Resources: [RULE_A],
+      Tags: tags("alice", NOW_SEC - 5),
+    });
     expect(mocks.scheduler.commandCalls(CreateScheduleCommand)).toHaveLength(0);
     expect(log.codes()).toContain("FIREWALL_FAILED");
   });
