@@ -48,7 +48,7 @@ export class Spaknockd {
   private sweepTimer: NodeJS.Timeout | null = null;
   private summaryTimer: NodeJS.Timeout | null = null;
   private refusalsLogged = 0;
-  private readonly suppressed = new Map<SpaErrorCode | "OVERLOAD", number>();
+  private readonly suppressed = new Map<SpaErrorCode, number>();
   readonly stats = { received: 0, granted: 0, refused: 0, dropped: 0 };
   private readonly nowMs: () => number;
 
@@ -157,7 +157,7 @@ export class Spaknockd {
     this.notify("opened", grant);
   }
 
-  private noteRefusal(code: SpaErrorCode | "OVERLOAD", line: string | null): void {
+  private noteRefusal(code: SpaErrorCode, line: string | null): void {
     if (line !== null && this.refusalsLogged < REFUSAL_LOG_BUDGET) {
       this.refusalsLogged++;
       this.parts.log.warning(line);

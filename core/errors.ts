@@ -42,6 +42,12 @@ export const SPA_ERROR_CODES = {
   // the adapters the decision drives
   REPLAY_STORE_FAILED: "the replay cache could not record the packet; nothing was opened",
   FIREWALL_FAILED: "the firewall refused the rule; nothing was opened",
+  SCHEDULE_FAILED: "the grant stands but its one-time revoke schedule could not be created; the sweeper closes it",
+  GROUP_NOT_MANAGED: "a revoke named a security group spaknock does not guard; it was left alone",
+  // load: datagrams dropped before any crypto to keep the receiver responsive
+  OVERLOAD: "too many packets were in flight; the datagram was dropped unread",
+  RATE_LIMITED: "the source sent more packets than its per-source limit allows; dropped unread",
+  INTERNAL: "an unexpected error in the receiver; nothing was opened",
   // the receivers' own events (the Lambda's relay and function URL events)
   EVENT_INVALID: "neither a relay event nor a function URL request",
   EVENT_STALE: "the event reached the function too long after the relay received the packet",

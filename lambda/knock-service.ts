@@ -9,7 +9,7 @@ import type { SchedulerClient } from "@aws-sdk/client-scheduler";
 import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import type { SNSClient } from "@aws-sdk/client-sns";
 import type { STSClient } from "@aws-sdk/client-sts";
-import { type KnockOutcome, knock } from "../core/index.js";
+import { type KnockOutcome, knock, type SpaErrorCode } from "../core/index.js";
 import { AccessConfigSecret } from "./adapters/access-config-secret.js";
 import { DynamoDbReplayCache } from "./adapters/dynamodb-replay.js";
 import { ec2ClientFactory } from "./adapters/opener-role.js";
@@ -28,10 +28,13 @@ export interface AwsClients {
   readonly sts: STSClient;
 }
 
+/** A log line's fields; a reason code must be one of core/errors.ts, so a typo fails to compile. */
+export type LogFields = Record<string, unknown> & { readonly code?: SpaErrorCode };
+
 export interface StructuredLog {
-  info(message: string, extra?: Record<string, unknown>): void;
-  warn(message: string, extra?: Record<string, unknown>): void;
-  error(message: string, extra?: Record<string, unknown>): void;
+  info(message: string, extra?: LogFields): void;
+  warn(message: string, extra?: LogFields): void;
+  error(message: string, extra?: LogFields): void;
 }
 
 export interface KnockService {
