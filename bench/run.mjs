@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // spaknockd against the real fwknopd 2.6.x, in the same run and the same kind of network
-// namespaces (ARCHITECTURE.md: bench/; issue 3). Needs root, `npm run build`, fwknopd, nft,
+// namespaces (docs/architecture.md: bench/; issue 3). Needs root, `npm run build`, fwknopd, nft,
 // iptables and iproute2. About 1.5 minutes with the defaults.
 //
 //   node bench/run.mjs [--knocks 20] [--flood-seconds 4] [--fwknopd-floods 1000,2000,1000x4096]

@@ -1,5 +1,5 @@
 /**
- * `~/.fwknoprc`, fwknop's client rc format (SPA-PROTOCOL.md section 8.3): `[default]` plus named
+ * `~/.fwknoprc`, fwknop's client rc format (docs/protocol.md section 8.3): `[default]` plus named
  * stanzas; `KEYWORD value` lines (space, tab or `=` between); `#` comments. Read and written so
  * that a file made by the real fwknop works here and one made here works with fwknop.
  */

@@ -1,7 +1,7 @@
 /**
  * Sending SPA data to a server the three ways fwknop's client does without root: one UDP
  * datagram, one TCP connection carrying the wire string, or that connection carrying an HTTP GET
- * (SPA-PROTOCOL.md section 6). fwknopd only sniffs these packets, so each must carry the whole
+ * (docs/protocol.md section 6). fwknopd only sniffs these packets, so each must carry the whole
  * SPA data in one datagram or one TCP segment.
  */
 import { createSocket } from "node:dgram";

@@ -1,5 +1,5 @@
 /**
- * access.conf, fwknop's format (SPA-PROTOCOL.md section 8.1), parsed into access stanzas. Pure:
+ * access.conf, fwknop's format (docs/protocol.md section 8.1), parsed into access stanzas. Pure:
  * the agent reads the files (with their %include directives) and the Lambda reads a secret; both
  * hand the lines to this parser.
  */

@@ -1,6 +1,6 @@
 /**
  * Access stanzas (what one access.conf stanza allows) and the checks that decide whether a
- * verified packet is granted, in fwknopd's order (SPA-PROTOCOL.md section 7, steps 10-16).
+ * verified packet is granted, in fwknopd's order (docs/protocol.md section 7, steps 4-6).
  */
 import type { NetworkList } from "./address.js";
 import { SpaError } from "./errors.js";

@@ -1,5 +1,5 @@
 /**
- * The line syntax shared by fwknopd.conf and access.conf (SPA-PROTOCOL.md section 8):
+ * The line syntax shared by fwknopd.conf and access.conf (docs/protocol.md section 8):
  * `KEYWORD<whitespace>value`, the value running to `;` or the end of the line, `#` comments,
  * keywords case-sensitive (a trailing `:` tolerated). Errors carry `file:line`.
  */

@@ -1,6 +1,6 @@
 /**
  * The knock pipeline, shared by the host daemon and the Lambda: one raw datagram in, one decision
- * out. fwknopd's order, cheapest first (ARCHITECTURE.md, "The pipeline"):
+ * out. fwknopd's order, cheapest first (docs/architecture.md, "The pipeline"):
  *
  *   precheck → replay look-up (where it is local) → for each stanza matching SOURCE/DESTINATION: HMAC → decrypt →
  *   decode → age, allow-IP, username, ports → claim the digest → open the firewall.

@@ -1,5 +1,5 @@
 /**
- * Every size bound of the fwknop 2.x wire format, in one place (SPA-PROTOCOL.md section 5).
+ * Every size bound of the fwknop 2.x wire format, in one place (docs/protocol.md section 5).
  * Names follow libfko's where it has one, so a reader can cross-check them.
  */
 

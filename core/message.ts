@@ -1,5 +1,5 @@
 /**
- * The plaintext SPA message `E` and its inner digest `D` (SPA-PROTOCOL.md section 1):
+ * The plaintext SPA message `E` and its inner digest `D` (docs/protocol.md section 1):
  *
  *   E = rand ":" b64(user) ":" ts ":" version ":" type ":" b64(msg) [":" b64(nat)] [":" b64(server_auth)] [":" timeout]
  *   P = E ":" b64(DIGEST(E))

@@ -1,6 +1,6 @@
 /**
  * A whole SPA packet: plaintext, Rijndael layer, HMAC layer and the wire string
- * (SPA-PROTOCOL.md section 0). `buildSpaPacket` is the client direction; `openSpaPacket` the
+ * (docs/protocol.md section 0). `buildSpaPacket` is the client direction; `openSpaPacket` the
  * receiver's, which verifies the HMAC before it decrypts anything.
  */
 import type { DigestType } from "./digest.js";

@@ -1,6 +1,6 @@
 /**
  * The first look at a raw datagram, before any crypto: fwknopd's size, prefix and charset rules
- * (SPA-PROTOCOL.md section 7, steps 1, 2 and 4). Cheap and bounded, so junk costs almost nothing.
+ * (docs/protocol.md section 7, step 1). Cheap and bounded, so junk costs almost nothing.
  */
 import { SpaError } from "./errors.js";
 import {

@@ -1,5 +1,5 @@
 /**
- * fwknopd.conf, fwknop's format (SPA-PROTOCOL.md section 8.2), read into spaknockd's settings.
+ * fwknopd.conf, fwknop's format (docs/protocol.md section 8.2), read into spaknockd's settings.
  * fwknop keywords that change what spaknockd does are honoured; ones it knows but does not act
  * on are reported once as ignored; anything else stops startup with `file:line: what is wrong`.
  */

@@ -407,7 +407,7 @@ describe("what the encoder builds, the decoder opens", () => {
         const received = outcomeOf(() => openSpaPacket(built.wire, keys));
         // Assess
         if (built.wire.length >= 400) {
-          // Receivers classify 400+ characters as GPG (SPA-PROTOCOL.md section 5).
+          // Receivers classify 400+ characters as GPG (docs/protocol.md section 5).
           expect(received).toEqual({ code: "SPA_GPG_UNSUPPORTED" });
           return;
         }

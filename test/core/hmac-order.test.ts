@@ -1,5 +1,5 @@
 /**
- * "HMAC is checked before any decryption" (SPA-PROTOCOL.md section 3), proved by watching
+ * "HMAC is checked before any decryption" (docs/protocol.md section 3), proved by watching
  * node:crypto: when the HMAC is wrong, no decipher is created and no key is derived.
  */
 import * as crypto from "node:crypto";

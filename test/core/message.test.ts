@@ -64,7 +64,7 @@ const MSG = b64Encode("198.18.0.2,tcp/22");
 const NAT = b64Encode("192.168.10.5,22");
 const AUTH = b64Encode("server-auth-text");
 
-describe("message types (SPA-PROTOCOL.md 1.2)", () => {
+describe("message types (docs/protocol.md 1.2)", () => {
   it.each(TYPES)("type %i round-trips through encodePlaintext and decodePlaintext", (type) => {
     // Prepare
     const input = INPUT_BY_TYPE[type];
@@ -198,7 +198,7 @@ describe("required NAT and timeout fields", () => {
   });
 });
 
-describe("server_auth (SPA-PROTOCOL.md 1.6)", () => {
+describe("server_auth (docs/protocol.md 1.6)", () => {
   it.each([1, 2, 3, 4] as const)("type %i: accepted and ignored on decode", (type) => {
     // Prepare
     const plain = encodePlaintext(INPUT_BY_TYPE[type]).encoded.split(":");
@@ -314,7 +314,7 @@ describe("username rules", () => {
   });
 });
 
-describe("access message grammar (SPA-PROTOCOL.md 1.3)", () => {
+describe("access message grammar (docs/protocol.md 1.3)", () => {
   function decodeMessage(message: string) {
     const fields = accessFields();
     fields[5] = b64Encode(message);
@@ -371,7 +371,7 @@ describe("access message grammar (SPA-PROTOCOL.md 1.3)", () => {
   });
 });
 
-describe("inner digest (SPA-PROTOCOL.md 1.8)", () => {
+describe("inner digest (docs/protocol.md 1.8)", () => {
   it.each(DIGEST_TYPES)("%s round-trips and is inferred from its length", (digestType) => {
     // Prepare
     const input = { ...ACCESS_INPUT, digestType };
@@ -469,7 +469,7 @@ describe("other field checks", () => {
   });
 });
 
-describe("precheckDatagram (SPA-PROTOCOL.md section 7, steps 1, 2, 4)", () => {
+describe("precheckDatagram (docs/protocol.md section 7, step 1)", () => {
   const wire = vectors[0]?.wire ?? "";
 
   it.each([
@@ -528,7 +528,7 @@ describe("precheckDatagram (SPA-PROTOCOL.md section 7, steps 1, 2, 4)", () => {
   });
 });
 
-describe("replayDigest (SPA-PROTOCOL.md section 7 step 6)", () => {
+describe("replayDigest (docs/protocol.md section 7, step 2)", () => {
   it.each(vectors.map((v) => [v.id, v.wire] as const))(
     "%s: equals base64(SHA-256(wire)) from the openssl command line",
     (_id, wire) => {
@@ -552,7 +552,7 @@ describe("replayDigest (SPA-PROTOCOL.md section 7 step 6)", () => {
   });
 });
 
-describe("encryption modes (SPA-PROTOCOL.md 2.4, 2.5)", () => {
+describe("encryption modes (docs/protocol.md 2.4, 2.5)", () => {
   const nonLegacy = ENCRYPTION_MODES.filter((m) => m !== "legacy");
 
   it.each(nonLegacy)("%s with HMAC round-trips for every plaintext length mod 16", (mode) => {

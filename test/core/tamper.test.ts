@@ -242,7 +242,7 @@ describe("wrong keys and types", () => {
   });
 
   it("HMAC packet to a stanza without HMAC fails in decryption or decoding", () => {
-    // SPA-PROTOCOL.md section 3: the tag is decrypted as ciphertext.
+    // docs/protocol.md section 3: the tag is decrypted as ciphertext.
     for (const packet of [HMAC_PACKET, BINARY_PACKET]) {
       const stanza = noHmacKeys("cbc", packet === HMAC_PACKET ? HMAC_KEYS.key : BINARY_KEY);
       const code = codeOf(() => receive(packet.wire, stanza));

@@ -56,7 +56,7 @@ const LOG_WAIT_MS = 5_000;
 
 /**
  * How long after its expiry a grant may still let a new connection in. nftables: the kernel's set
- * timeout (ARCHITECTURE.md states 1 s). iptables: the daemon's timer fires on the whole second
+ * timeout (docs/architecture.md states 1 s). iptables: the daemon's timer fires on the whole second
  * written in `_exp_`, then runs iptables-restore.
  */
 const EXPIRY_BOUND_MS: Record<FirewallBackend, number> = { nftables: 1_000, iptables: 1_500 };

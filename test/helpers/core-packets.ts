@@ -92,7 +92,7 @@ export const ACCESS_INPUT: SpaMessageInput = {
   digestType: "sha256",
 };
 
-/** One well-formed input per message type (SPA-PROTOCOL.md 1.2). */
+/** One well-formed input per message type (docs/protocol.md 1.2). */
 export const INPUT_BY_TYPE: Readonly<Record<MessageType, SpaMessageInput>> = {
   0: { ...ACCESS_INPUT, messageType: 0, message: "198.18.0.2,echo hello" },
   1: ACCESS_INPUT,
