@@ -5,6 +5,7 @@
 import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { isKeywordShaped } from "../core/index.js";
 import { UsageError } from "./exit-codes.js";
 import {
   parseRcFile,
@@ -101,7 +102,7 @@ export function loadRcContext(opts: ClientOptions): RcContext {
       if (RC_KEYWORDS.has(k)) continue;
       // A key wrapped onto a second line reads as a keyword: show only what looks like one.
       warnings.push(
-        /^[A-Z][A-Z0-9_]{1,63}$/.test(k)
+        isKeywordShaped(k)
           ? `${file}: unknown keyword ${k} ignored`
           : `${file}: a line that is not \`KEYWORD value\` was ignored (not shown: it may be key material)`,
       );

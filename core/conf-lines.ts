@@ -39,20 +39,29 @@ function editDistance(a: string, b: string, limit: number): number {
 }
 
 /**
+ * Whether a token is plainly a keyword, safe to echo: upper case, digits and at least one `_`.
+ * No base64 or hex key contains `_`, so no piece of a key wrapped onto its own line matches.
+ */
+export function isKeywordShaped(token: string): boolean {
+  return /^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$/.test(token) && token.length <= 64;
+}
+
+/**
  * The message for a keyword nobody knows. A key wrapped onto a second line arrives here as its
  * "keyword", and this message goes to stderr, syslog and CloudWatch: so the token is shown only
- * when it is plainly a misspelt keyword (upper case, within two edits of a known one).
+ * when it is keyword-shaped or within two edits of a known keyword (a misspelling).
  */
 export function unknownKeyword(l: ConfLine, known: Iterable<string>): SpaError {
+  let best: string | null = null;
   if (/^[A-Z][A-Z0-9_]{1,63}$/.test(l.keyword)) {
-    let best: string | null = null;
     let bestDistance = 3;
     for (const k of known) {
       const d = editDistance(l.keyword, k, 2);
       if (d < bestDistance) [best, bestDistance] = [k, d];
     }
-    if (best !== null) return confError(l, `unknown keyword ${l.keyword} (did you mean ${best}?)`);
   }
+  if (best !== null) return confError(l, `unknown keyword ${l.keyword} (did you mean ${best}?)`);
+  if (isKeywordShaped(l.keyword)) return confError(l, `unknown keyword ${l.keyword}`);
   return confError(
     l,
     "not a known keyword; expected `KEYWORD value` (the line is not shown: it may be key material, such as a key wrapped onto a second line)",

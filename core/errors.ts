@@ -42,7 +42,8 @@ export const SPA_ERROR_CODES = {
   // the adapters the decision drives
   REPLAY_STORE_FAILED: "the replay cache could not record the packet; nothing was opened",
   FIREWALL_FAILED: "the firewall refused the rule; nothing was opened",
-  SCHEDULE_FAILED: "the grant stands but its one-time revoke schedule could not be created; the sweeper closes it",
+  SCHEDULE_FAILED:
+    "the grant stands but its one-time revoke schedule could not be created; the sweeper closes it",
   GROUP_NOT_MANAGED: "a revoke named a security group spaknock does not guard; it was left alone",
   // load: datagrams dropped before any crypto to keep the receiver responsive
   OVERLOAD: "too many packets were in flight; the datagram was dropped unread",

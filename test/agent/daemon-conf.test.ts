@@ -49,7 +49,8 @@ SMTP_PORT                 2525
   });
 
   it.each([
-    ["an unknown keyword", "PCAP_INTERFACE eth0", "fwknopd.conf:1: not a known keyword"],
+    ["an unknown keyword", "PCAP_INTERFACE eth0", "fwknopd.conf:1: unknown keyword PCAP_INTERFACE"],
+    ["a line that is not a keyword", "PcapInterface eth0", "fwknopd.conf:1: not a known keyword"],
     [
       "a misspelt keyword",
       "MAX_SPA_PACKET_AGES 60",
