@@ -15,8 +15,8 @@ import {
   type SpaErrorCode,
 } from "../core/index.js";
 import type { Capture, Datagram } from "./capture/datagram.js";
+import type { ManagedFirewall, OpenRule } from "./firewall/managed-firewall.js";
 import type { Log } from "./log.js";
-import type { ManagedFirewall, OpenRule } from "./managed-firewall.js";
 
 export interface DaemonParts {
   stanzas: readonly AccessStanza[];

@@ -8,22 +8,20 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { dirname } from "node:path";
 import { Command, CommanderError } from "commander";
-import { isSpaError, type Notifier } from "../core/index.js";
+import { EXIT, isSpaError, type Notifier } from "../core/index.js";
 import { PcapCapture } from "./capture/pcap.js";
 import { UdpSocketCapture } from "./capture/udp-socket.js";
 import { type LoadedConfig, loadConfig } from "./config/load.js";
 import { Spaknockd } from "./daemon.js";
 import { ExecFileRunner } from "./firewall/command-runner.js";
 import { IptablesFirewall } from "./firewall/iptables.js";
+import { DryRunFirewall, type ManagedFirewall } from "./firewall/managed-firewall.js";
 import { NftablesFirewall } from "./firewall/nftables.js";
 import { type Log, stderrLog, syslogLog } from "./log.js";
-import { DryRunFirewall, type ManagedFirewall } from "./managed-firewall.js";
 import { EmailNotifier } from "./notify/email.js";
 import { ExecHookNotifier } from "./notify/exec-hook.js";
 import { checkFunction, RELAY_DEFAULTS, Relay } from "./relay.js";
 import { ReplayFile } from "./replay-file.js";
-
-const EXIT = { OK: 0, RUNTIME: 1, USAGE: 2, CONFIG: 3 } as const;
 
 interface DaemonOptions {
   config?: string;

@@ -3,7 +3,17 @@
  * `ANY`, `a.b.c.d`, `a.b.c.d/nn` or `a.b.c.d/m.m.m.m`, comma separated.
  */
 import { SpaError } from "./errors.js";
-import { isValidIpv4 } from "./message.js";
+import { MAX_IPV4_STR_LEN, MIN_IPV4_STR_LEN } from "./limits.js";
+
+/** Dotted-quad IPv4, no leading zeros (iptables and nft would read `010` as octal). */
+const OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
+const IPV4_TEXT = new RegExp(`^${OCTET}\\.${OCTET}\\.${OCTET}\\.${OCTET}$`);
+
+export function isValidIpv4(text: string): boolean {
+  if (text.length < MIN_IPV4_STR_LEN || text.length > MAX_IPV4_STR_LEN) return false;
+  const m = IPV4_TEXT.exec(text);
+  return m?.slice(1).every((octet) => Number(octet) <= 255) ?? false;
+}
 
 export interface Ipv4Network {
   readonly base: number;

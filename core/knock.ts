@@ -8,11 +8,11 @@
  * It never throws for anything a sender controls: every refusal is an outcome with a code.
  */
 import { type AccessStanza, decideAccess } from "./access.js";
+import type { Firewall, Grant, ReplayCache } from "./adapters.js";
 import { networkListMatches } from "./address.js";
 import { isSpaError, SpaError, type SpaErrorCode } from "./errors.js";
 import type { SpaMessage } from "./message.js";
 import { openSpaPacket } from "./packet.js";
-import type { Firewall, Grant, ReplayCache } from "./ports.js";
 import { precheckDatagram } from "./precheck.js";
 import { replayDigest } from "./replay.js";
 

@@ -5,6 +5,7 @@
  *   P = E ":" b64(DIGEST(E))
  */
 import { createHash, timingSafeEqual } from "node:crypto";
+import { isValidIpv4 } from "./address.js";
 import { b64DecodeField, b64Encode } from "./base64.js";
 import { DIGESTS, type DigestType, digestTypesForLength } from "./digest.js";
 import { SpaError } from "./errors.js";
@@ -12,7 +13,6 @@ import {
   FKO_PROTOCOL_VERSION,
   MAX_CLIENT_TIMEOUT,
   MAX_HOSTNAME_LEN,
-  MAX_IPV4_STR_LEN,
   MAX_SPA_ENCODED_MSG_SIZE,
   MAX_SPA_FIELDS,
   MAX_SPA_MESSAGE_SIZE,
@@ -22,7 +22,6 @@ import {
   MAX_SPA_USERNAME_B64_SIZE,
   MAX_SPA_USERNAME_SIZE,
   MAX_SPA_VERSION_SIZE,
-  MIN_IPV4_STR_LEN,
   MIN_SPA_ENCODED_MSG_SIZE,
   MIN_SPA_FIELDS,
   RAND_VAL_SIZE,
@@ -91,18 +90,10 @@ export interface NatAccess {
 const DIGITS = /^[0-9]+$/;
 // No leading zeros: iptables and nft read `010` as octal (8), so the log would name one address
 // and the rule open another.
-const OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
-const IPV4_TEXT = new RegExp(`^${OCTET}\\.${OCTET}\\.${OCTET}\\.${OCTET}$`);
 const PROTO_PORT = /^(tcp|udp)\/([0-9]{1,5})$/;
 // Username bytes libfko refuses besides non-printables.
 const USERNAME_FORBIDDEN = new Set('"/\\[]:;|=,+*?<>');
 const NAT_HOST_FORBIDDEN = /[ /?"'\\]/;
-
-export function isValidIpv4(text: string): boolean {
-  if (text.length < MIN_IPV4_STR_LEN || text.length > MAX_IPV4_STR_LEN) return false;
-  const m = IPV4_TEXT.exec(text);
-  return m?.slice(1).every((octet) => Number(octet) <= 255) ?? false;
-}
 
 export function validateUsername(username: string): void {
   if (username.length < 1 || username.length > MAX_SPA_USERNAME_SIZE) {

@@ -1,7 +1,7 @@
 /** The replay digest of received SPA data, as fwknopd computes it for its digest cache. */
 import * as crypto from "node:crypto";
+import type { ReplayMeta } from "./adapters.js";
 import { b64Encode } from "./base64.js";
-import type { ReplayMeta } from "./ports.js";
 
 /** base64(SHA-256(data exactly as received, HMAC included)), padding stripped: 43 characters. */
 export function replayDigest(spaData: string): string {

@@ -3,39 +3,16 @@
  * daemon, with DynamoDB for replay, Secrets Manager for the stanzas, security groups for the
  * firewall, Scheduler for the close and SNS for notices.
  */
-import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import type { EC2Client } from "@aws-sdk/client-ec2";
-import type { SchedulerClient } from "@aws-sdk/client-scheduler";
-import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import type { SNSClient } from "@aws-sdk/client-sns";
-import type { STSClient } from "@aws-sdk/client-sts";
-import { type KnockOutcome, knock, type SpaErrorCode } from "../core/index.js";
+import { type KnockOutcome, knock } from "../core/index.js";
 import { AccessConfigSecret } from "./adapters/access-config-secret.js";
 import { DynamoDbReplayCache } from "./adapters/dynamodb-replay.js";
 import { ec2ClientFactory } from "./adapters/opener-role.js";
 import { scheduleRevoke } from "./adapters/scheduler-expiry.js";
 import { SecurityGroupFirewall } from "./adapters/security-group-firewall.js";
 import { publishNotice } from "./adapters/sns-notifier.js";
+import type { AwsClients, StructuredLog } from "./clients.js";
 import type { KnockEnvironment } from "./environment.js";
 import { MAX_EVENT_LAG_SEC, parseKnockEvent, URL_RESPONSE } from "./knock-event.js";
-
-export interface AwsClients {
-  readonly dynamodb: DynamoDBClient;
-  readonly ec2: EC2Client;
-  readonly scheduler: SchedulerClient;
-  readonly secrets: SecretsManagerClient;
-  readonly sns: SNSClient;
-  readonly sts: STSClient;
-}
-
-/** A log line's fields; a reason code must be one of core/errors.ts, so a typo fails to compile. */
-export type LogFields = Record<string, unknown> & { readonly code?: SpaErrorCode };
-
-export interface StructuredLog {
-  info(message: string, extra?: LogFields): void;
-  warn(message: string, extra?: LogFields): void;
-  error(message: string, extra?: LogFields): void;
-}
 
 export interface KnockService {
   handle(event: unknown): Promise<typeof URL_RESPONSE | undefined>;

@@ -13,8 +13,8 @@ import {
   revokeRules,
 } from "./adapters/security-group-firewall.js";
 import { publishNotice } from "./adapters/sns-notifier.js";
+import type { AwsClients, StructuredLog } from "./clients.js";
 import type { RevokeEnvironment } from "./environment.js";
-import type { AwsClients, StructuredLog } from "./knock-service.js";
 
 const revokeEvent = z.object({
   rules: z

@@ -5,8 +5,8 @@
  * the port. Grants are changed with `iptables-restore --noflush`: one atomic batch per grant.
  */
 import type { Grant, ProtoPort } from "../../core/index.js";
-import type { ManagedFirewall, OpenRule } from "../managed-firewall.js";
 import { CommandFailed, type CommandRunner } from "./command-runner.js";
+import type { ManagedFirewall, OpenRule } from "./managed-firewall.js";
 
 export interface IptablesOptions {
   readonly chain: string;

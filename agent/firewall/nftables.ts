@@ -11,8 +11,8 @@
  * needs no other rule. Every change is one `nft -f -` transaction.
  */
 import type { Grant, ProtoPort } from "../../core/index.js";
-import type { ManagedFirewall, OpenRule } from "../managed-firewall.js";
 import type { CommandRunner } from "./command-runner.js";
+import type { ManagedFirewall, OpenRule } from "./managed-firewall.js";
 import { NftSession } from "./nft-session.js";
 
 export interface NftablesOptions {

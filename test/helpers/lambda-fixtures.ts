@@ -14,8 +14,8 @@ import type { LambdaFunctionURLEvent } from "aws-lambda";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, beforeAll } from "vitest";
 import { buildSpaPacket, randomValueFromBytes, type SpaKeys } from "../../core/index.js";
+import type { AwsClients, StructuredLog } from "../../lambda/clients.js";
 import { type KnockEnvironment, knockEnvironment } from "../../lambda/environment.js";
-import type { AwsClients, StructuredLog } from "../../lambda/knock-service.js";
 
 /** 2026-11-25T12:00:00Z: the clock every mocked test runs at. */
 export const NOW_MS = Date.UTC(2026, 10, 25, 12, 0, 0);

@@ -1,5 +1,5 @@
 /** What the daemon needs from a firewall backend beyond core's Firewall port. */
-import type { Firewall, Grant, ProtoPort } from "../core/index.js";
+import type { Firewall, Grant, ProtoPort } from "../../core/index.js";
 
 /** A rule a host firewall currently holds, as `list` reports it. */
 export interface OpenRule {
