@@ -6,8 +6,9 @@
 import {
   type AccessStanza,
   type Grant,
-  type KnockOutcome,
-  knock,
+  type GrantOutcome,
+  type GrantParts,
+  grantAccess,
   type Notifier,
   precheckDatagram,
   type ReplayCache,
@@ -15,6 +16,7 @@ import {
   type SpaErrorCode,
 } from "../core/index.js";
 import type { Capture, Datagram } from "./capture/datagram.js";
+import { TimerExpiry } from "./expiry-timers.js";
 import type { ManagedFirewall, OpenRule } from "./firewall/managed-firewall.js";
 import type { Log } from "./log.js";
 
@@ -39,12 +41,11 @@ const MAX_IN_FLIGHT = 512;
 /** Refusal lines logged per second before the rest are summarised. */
 const REFUSAL_LOG_BUDGET = 50;
 
-const portKey = (ip: string, p: { proto: string; port: number }) => `${ip} ${p.proto}/${p.port}`;
-
 export class Spaknockd {
   private inFlight = 0;
-  /** For each open source+port, the grant that currently owns it and when it closes. */
-  private readonly open = new Map<string, { grant: Grant; timer: NodeJS.Timeout }>();
+  private readonly expiry: TimerExpiry;
+  /** What the core pipeline drives; stanzas are read live, so a reload takes effect at once. */
+  private readonly pipeline: GrantParts;
   private sweepTimer: NodeJS.Timeout | null = null;
   private summaryTimer: NodeJS.Timeout | null = null;
   private refusalsLogged = 0;
@@ -54,6 +55,17 @@ export class Spaknockd {
 
   constructor(private readonly parts: DaemonParts) {
     this.nowMs = parts.nowMs ?? (() => Date.now());
+    this.expiry = new TimerExpiry(parts.firewall, parts.log, () => parts.notifiers, this.nowMs);
+    const expiry = this.expiry;
+    this.pipeline = {
+      get stanzas() {
+        return parts.stanzas;
+      },
+      replay: parts.replay,
+      firewall: parts.firewall,
+      expiry,
+      notifiers: parts.notifiers,
+    };
   }
 
   private now(): number {
@@ -87,8 +99,9 @@ export class Spaknockd {
       expiresAt: r.expiresAt,
       timeoutSec: Math.max(0, r.expiresAt - this.now()),
       stanza: 0,
+      targets: [],
     };
-    this.scheduleClose(grant);
+    this.expiry.adopt(grant);
     this.parts.log.info(
       `kept ${this.parts.firewall.label} ${ruleText(r)}, ${grant.timeoutSec} sec left`,
     );
@@ -119,7 +132,7 @@ export class Spaknockd {
       return;
     }
     this.inFlight++;
-    knock(d, this.parts, { maxPacketAge: this.parts.maxPacketAge })
+    grantAccess(d, this.pipeline, { maxPacketAge: this.parts.maxPacketAge })
       .then((outcome) => this.afterKnock(d, outcome))
       .catch((err) =>
         this.parts.log.error(`internal error on packet from ${d.sourceIp}: ${String(err)}`),
@@ -129,7 +142,7 @@ export class Spaknockd {
       });
   }
 
-  private afterKnock(d: Datagram, outcome: KnockOutcome): void {
+  private afterKnock(d: Datagram, outcome: GrantOutcome): void {
     const { log, firewall } = this.parts;
     if (!outcome.granted) {
       this.stats.refused++;
@@ -152,9 +165,11 @@ export class Spaknockd {
         `add ${firewall.label} ${grant.sourceIp} -> 0.0.0.0/0(${p.proto}/${p.port}) ACCEPT rule ${grant.timeoutSec} sec`,
       );
     }
-    // The kernel counts the element's timeout from now, not from the whole second in expiresAt.
-    this.scheduleClose(grant, grant.timeoutSec * 1000);
-    this.notify("opened", grant);
+    void outcome.notified.then((failures) => {
+      // A notification failure never blocks or undoes a grant.
+      for (const f of failures)
+        log.warning(`notification (opened) for ${grant.sourceIp} failed: ${f}`);
+    });
   }
 
   private noteRefusal(code: SpaErrorCode, line: string | null): void {
@@ -174,48 +189,6 @@ export class Spaknockd {
     this.suppressed.clear();
   }
 
-  private notify(event: "opened" | "closed", grant: Grant): void {
-    for (const n of this.parts.notifiers) {
-      n[event](grant).catch((err) => {
-        // A notification failure never blocks or undoes a grant.
-        this.parts.log.warning(
-          `notification (${event}) for ${grant.sourceIp} failed: ${String(err)}`,
-        );
-      });
-    }
-  }
-
-  private scheduleClose(grant: Grant, delayMs?: number): void {
-    for (const p of grant.ports) {
-      const key = portKey(grant.sourceIp, p);
-      const previous = this.open.get(key);
-      if (previous) clearTimeout(previous.timer);
-      const delay = delayMs ?? Math.max(0, grant.expiresAt * 1000 - this.nowMs());
-      const timer = setTimeout(() => void this.expire(key, grant), delay);
-      this.open.set(key, { grant, timer });
-    }
-  }
-
-  private async expire(key: string, grant: Grant): Promise<void> {
-    if (this.open.get(key)?.grant !== grant) return; // refreshed by a later knock
-    this.open.delete(key);
-    const { firewall, log } = this.parts;
-    try {
-      if (!firewall.kernelExpires) await firewall.removeExpired(this.now());
-    } catch (err) {
-      log.error(`could not remove expired rule ${key}: ${String(err)} (the next sweep retries)`);
-      return;
-    }
-    const port = key.split(" ")[1];
-    log.info(
-      `removed ${firewall.label} ${grant.sourceIp} -> 0.0.0.0/0(${port}) ACCEPT rule ${grant.timeoutSec} sec timeout exceeded`,
-    );
-    const stillOpen = grant.ports.some(
-      (p) => this.open.get(portKey(grant.sourceIp, p))?.grant === grant,
-    );
-    if (!stillOpen && grant.stanza > 0) this.notify("closed", grant);
-  }
-
   private async sweep(): Promise<void> {
     try {
       const removed = await this.parts.firewall.removeExpired(this.now());
@@ -228,16 +201,15 @@ export class Spaknockd {
 
   async stop(): Promise<void> {
     await this.parts.capture.stop();
-    for (const { timer } of this.open.values()) clearTimeout(timer);
+    const open = this.expiry.size;
+    this.expiry.stop();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     if (this.summaryTimer) clearInterval(this.summaryTimer);
     this.flushRefusalSummary();
     if (this.parts.flushAtExit) {
       await this.parts.firewall.removeAllGrants();
-      if (this.open.size > 0)
-        this.parts.log.info(`removed ${this.open.size} open grant(s) at exit`);
+      if (open > 0) this.parts.log.info(`removed ${open} open grant(s) at exit`);
     }
-    this.open.clear();
     this.parts.firewall.shutdown?.();
   }
 }

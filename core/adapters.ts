@@ -1,6 +1,7 @@
 /**
- * The interfaces the knock pipeline drives. Adapters live at the edges: nftables, iptables and
- * a digest file in agent/; EC2 security groups, Scheduler and DynamoDB in lambda/.
+ * The interfaces the knock pipeline drives. Adapters live at the edges: nftables, iptables, timers,
+ * a digest file, email and exec hooks in agent/; EC2 security groups, Scheduler, DynamoDB and
+ * SNS in lambda/.
  */
 import type { ProtoPort } from "./message.js";
 
@@ -13,15 +14,32 @@ export interface Grant {
   readonly openedAt: number;
   readonly expiresAt: number;
   readonly timeoutSec: number;
-  /** 1-based index of the access stanza that granted it. */
+  /** 1-based index of the access stanza that granted it (0: a rule adopted after a restart). */
   readonly stanza: number;
+  /** Where the stanza opens: its SECURITY_GROUPS in AWS; empty on a host (its own firewall). */
+  readonly targets: readonly string[];
+}
+
+/** One rule that holds a grant, named as its firewall names it. */
+export interface OpenedRule {
+  /** The firewall's container of the rule: a security group, or the host table/chain. */
+  readonly target: string;
+  readonly ruleId: string;
 }
 
 export interface Firewall {
-  /** Opens, or refreshes the expiry of, every port of the grant. Never stacks duplicates. */
-  open(grant: Grant): Promise<void>;
-  /** Removes the grant's rules if they are still there (idempotent). */
-  close(grant: Grant): Promise<void>;
+  /**
+   * Opens, or refreshes the expiry of, every port of the grant; never stacks duplicates. Returns
+   * the rules of spaknock's that now hold it (a rule someone else made that already lets the
+   * address in is not among them: nothing of spaknock's is there to close).
+   */
+  open(grant: Grant): Promise<readonly OpenedRule[]>;
+}
+
+/** Closes a grant's rules at its expiry: nothing for nftables, timers for iptables, Scheduler in AWS. */
+export interface Expiry {
+  /** Returns what the log should name (a schedule), or null. */
+  scheduleClose(grant: Grant, rules: readonly OpenedRule[]): Promise<string | null>;
 }
 
 export interface ReplayCache {
@@ -47,6 +65,6 @@ export interface ReplayMeta {
 }
 
 export interface Notifier {
-  opened(grant: Grant): Promise<void>;
+  opened(grant: Grant, rules: readonly OpenedRule[]): Promise<void>;
   closed(grant: Grant): Promise<void>;
 }

@@ -7,6 +7,7 @@ export * from "./conf-lines.js";
 export * from "./digest.js";
 export * from "./errors.js";
 export * from "./exit-codes.js";
+export * from "./grant.js";
 export * from "./hmac.js";
 export * from "./knock.js";
 export * from "./limits.js";

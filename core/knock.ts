@@ -8,7 +8,7 @@
  * It never throws for anything a sender controls: every refusal is an outcome with a code.
  */
 import { type AccessStanza, decideAccess } from "./access.js";
-import type { Firewall, Grant, ReplayCache } from "./adapters.js";
+import type { Firewall, Grant, OpenedRule, ReplayCache } from "./adapters.js";
 import { networkListMatches } from "./address.js";
 import { isSpaError, SpaError, type SpaErrorCode } from "./errors.js";
 import type { SpaMessage } from "./message.js";
@@ -42,6 +42,8 @@ export type KnockOutcome =
   | {
       readonly granted: true;
       readonly grant: Grant;
+      /** The rules the firewall opened or refreshed for it. */
+      readonly rules: readonly OpenedRule[];
       readonly stanza: AccessStanza;
       readonly message: SpaMessage;
       readonly digest: string;
@@ -175,9 +177,11 @@ export async function knock(
       expiresAt: now + decision.timeoutSec,
       timeoutSec: decision.timeoutSec,
       stanza: stanza.index,
+      targets: stanza.securityGroups ?? [],
     };
+    let rules: readonly OpenedRule[];
     try {
-      await ports.firewall.open(grant);
+      rules = await ports.firewall.open(grant);
     } catch (err) {
       const detail = err instanceof Error ? err.message : String(err);
       return refuse(
@@ -185,7 +189,7 @@ export async function knock(
         digest,
       );
     }
-    return { granted: true, grant, stanza, message, digest };
+    return { granted: true, grant, rules, stanza, message, digest };
   }
   const refusal = policyRefusal ?? cryptoRefusal;
   if (refusal === null) throw new SpaError("SPA_NO_STANZA_VERIFIED"); // unreachable: candidates > 0

@@ -3,13 +3,13 @@
  * daemon, with DynamoDB for replay, Secrets Manager for the stanzas, security groups for the
  * firewall, Scheduler for the close and SNS for notices.
  */
-import { type KnockOutcome, knock } from "../core/index.js";
+import { type GrantOutcome, grantAccess } from "../core/index.js";
 import { AccessConfigSecret } from "./adapters/access-config-secret.js";
 import { DynamoDbReplayCache } from "./adapters/dynamodb-replay.js";
 import { ec2ClientFactory } from "./adapters/opener-role.js";
-import { scheduleRevoke } from "./adapters/scheduler-expiry.js";
-import { SecurityGroupFirewall } from "./adapters/security-group-firewall.js";
-import { publishNotice } from "./adapters/sns-notifier.js";
+import { SchedulerExpiry } from "./adapters/scheduler-expiry.js";
+import { ruleRefsOf, SecurityGroupFirewall } from "./adapters/security-group-firewall.js";
+import { SnsNotifier } from "./adapters/sns-notifier.js";
 import type { AwsClients, StructuredLog } from "./clients.js";
 import type { KnockEnvironment } from "./environment.js";
 import { MAX_EVENT_LAG_SEC, parseKnockEvent, URL_RESPONSE } from "./knock-event.js";
@@ -37,6 +37,19 @@ export function createKnockService(
     () => Math.floor(nowMs() / 1000),
   );
   const ec2For = ec2ClientFactory(clients.ec2, clients.sts, env.OPENER_ROLE_ARN);
+  const firewall = new SecurityGroupFirewall({
+    ec2For,
+    log: (message, extra) => log.error(message, extra),
+  });
+  const expiry = new SchedulerExpiry(clients.scheduler, {
+    groupName: env.SCHEDULE_GROUP,
+    revokeFunctionArn: env.REVOKE_FUNCTION_ARN,
+    schedulerRoleArn: env.SCHEDULER_ROLE_ARN,
+    deadLetterArn: env.SCHEDULE_DLQ_ARN,
+  });
+  const notifiers = env.NOTIFY_TOPIC_ARN
+    ? [new SnsNotifier(clients.sns, env.NOTIFY_TOPIC_ARN)]
+    : [];
 
   return {
     async handle(event) {
@@ -58,14 +71,9 @@ export function createKnockService(
         if (isUrl) return answer;
         throw err; // the relay's asynchronous invoke retries; nothing was opened
       }
-      const firewall = new SecurityGroupFirewall({
-        groupsFor: (i) => stanzas[i - 1]?.securityGroups ?? [],
-        ec2For,
-        log: (message, extra) => log.error(message, extra),
-      });
-      let outcome: KnockOutcome;
+      let outcome: GrantOutcome;
       try {
-        outcome = await knock(
+        outcome = await grantAccess(
           {
             payload: Buffer.from(request.spa, "latin1"),
             sourceIp: request.sourceIp,
@@ -73,7 +81,7 @@ export function createKnockService(
             destinationIp: null,
             receivedAt: request.receivedAt,
           },
-          { stanzas, replay, firewall },
+          { stanzas, replay, firewall, expiry, notifiers },
           { maxPacketAge: env.MAX_SPA_PACKET_AGE },
         );
       } catch (err) {
@@ -93,30 +101,15 @@ export function createKnockService(
         return answer;
       }
       const { grant } = outcome;
-      const rules = firewall.rulesFor(grant);
-      let schedule: string | null = null;
-      // Nothing of ours to close when only rules spaknock does not manage hold the door.
-      if (rules.length > 0)
-        try {
-          schedule = await scheduleRevoke(
-            clients.scheduler,
-            {
-              groupName: env.SCHEDULE_GROUP,
-              revokeFunctionArn: env.REVOKE_FUNCTION_ARN,
-              schedulerRoleArn: env.SCHEDULER_ROLE_ARN,
-              deadLetterArn: env.SCHEDULE_DLQ_ARN,
-            },
-            grant,
-            rules,
-          );
-        } catch (err) {
-          // The grant stands; the sweeper revokes it within a minute or two of its expiry.
-          log.error("could not schedule the revoke; the sweeper will close it", {
-            code: "SCHEDULE_FAILED",
-            error: String(err),
-            rules,
-          });
-        }
+      const rules = ruleRefsOf(outcome.rules);
+      if (outcome.scheduleError !== null) {
+        // The grant stands; the sweeper revokes it within a minute or two of its expiry.
+        log.error("could not schedule the revoke; the sweeper will close it", {
+          code: "SCHEDULE_FAILED",
+          error: outcome.scheduleError,
+          rules,
+        });
+      }
       log.info("granted", {
         sourceIp: grant.sourceIp,
         user: grant.username,
@@ -124,19 +117,11 @@ export function createKnockService(
         expiresAt: grant.expiresAt,
         stanza: grant.stanza,
         rules,
-        schedule,
+        schedule: outcome.schedule,
         via: request.via,
       });
-      if (env.NOTIFY_TOPIC_ARN) {
-        await publishNotice(clients.sns, env.NOTIFY_TOPIC_ARN, {
-          event: "opened",
-          sourceIp: grant.sourceIp,
-          username: grant.username,
-          ports: grant.ports.map((p) => `${p.proto}/${p.port}`).join(", "),
-          expiresAt: grant.expiresAt,
-          groups: [...new Set(rules.map((r) => r.groupId))],
-        }).catch((err) => log.warn("notification failed", { error: String(err) }));
-      }
+      for (const failure of await outcome.notified)
+        log.warn("notification failed", { error: failure });
       return answer;
     },
   };

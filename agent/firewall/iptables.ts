@@ -4,9 +4,9 @@
  * restarted daemon can still find and remove what a crashed one left. The admin's own rules drop
  * the port. Grants are changed with `iptables-restore --noflush`: one atomic batch per grant.
  */
-import type { Grant, ProtoPort } from "../../core/index.js";
+import type { Grant, OpenedRule, ProtoPort } from "../../core/index.js";
 import { CommandFailed, type CommandRunner } from "./command-runner.js";
-import type { ManagedFirewall, OpenRule } from "./managed-firewall.js";
+import { hostRulesOf, type ManagedFirewall, type OpenRule } from "./managed-firewall.js";
 
 export interface IptablesOptions {
   readonly chain: string;
@@ -134,8 +134,9 @@ export class IptablesFirewall implements ManagedFirewall {
   }
 
   /** Adds the grant's rules and, in the same batch, removes older rules for the same source+port. */
-  open(grant: Grant): Promise<void> {
-    return this.serial(() => this.openNow(grant));
+  async open(grant: Grant): Promise<readonly OpenedRule[]> {
+    await this.serial(() => this.openNow(grant));
+    return hostRulesOf(this.label, grant);
   }
 
   private async openNow(grant: Grant): Promise<void> {
@@ -155,19 +156,6 @@ export class IptablesFirewall implements ManagedFirewall {
       [this.restore, "-w", "--noflush"],
       iptablesBatch(this.options.chain, toAdd, remove),
     );
-  }
-
-  close(grant: Grant): Promise<void> {
-    return this.serial(() => this.closeNow(grant));
-  }
-
-  private async closeNow(grant: Grant): Promise<void> {
-    const rules = (await this.listRules()).filter((r) =>
-      grant.ports.some(
-        (p) => r.sourceIp === grant.sourceIp && r.port.proto === p.proto && r.port.port === p.port,
-      ),
-    );
-    await this.removeRules(rules);
   }
 
   async removeRules(rules: readonly IptablesRule[]): Promise<void> {

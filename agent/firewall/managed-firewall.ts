@@ -1,5 +1,5 @@
 /** What the daemon needs from a firewall backend beyond core's Firewall port. */
-import type { Firewall, Grant, ProtoPort } from "../../core/index.js";
+import type { Firewall, Grant, OpenedRule, ProtoPort } from "../../core/index.js";
 
 /** A rule a host firewall currently holds, as `list` reports it. */
 export interface OpenRule {
@@ -25,13 +25,22 @@ export interface ManagedFirewall extends Firewall {
   shutdown?(): void;
 }
 
+/** A host grant is one rule per port, named by address and port in the backend's table/chain. */
+export function hostRulesOf(label: string, grant: Grant): OpenedRule[] {
+  return grant.ports.map((p) => ({
+    target: label,
+    ruleId: `${grant.sourceIp} ${p.proto}/${p.port}`,
+  }));
+}
+
 /** `fwknopd -t`: decide and log, change nothing. */
 export class DryRunFirewall implements ManagedFirewall {
   readonly label = "test-mode (no firewall change)";
   readonly kernelExpires = true;
   async setup(): Promise<void> {}
-  async open(_grant: Grant): Promise<void> {}
-  async close(_grant: Grant): Promise<void> {}
+  async open(grant: Grant): Promise<readonly OpenedRule[]> {
+    return hostRulesOf(this.label, grant);
+  }
   async list(): Promise<OpenRule[]> {
     return [];
   }

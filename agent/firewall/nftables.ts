@@ -10,9 +10,9 @@
  * An accept here cannot overrule a drop in another table, so the table guards its ports itself and
  * needs no other rule. Every change is one `nft -f -` transaction.
  */
-import type { Grant, ProtoPort } from "../../core/index.js";
+import type { Grant, OpenedRule, ProtoPort } from "../../core/index.js";
 import type { CommandRunner } from "./command-runner.js";
-import type { ManagedFirewall, OpenRule } from "./managed-firewall.js";
+import { hostRulesOf, type ManagedFirewall, type OpenRule } from "./managed-firewall.js";
 import { NftSession } from "./nft-session.js";
 
 export interface NftablesOptions {
@@ -106,13 +106,6 @@ export function nftGrantScript(table: string, grant: Grant): string {
 }
 
 /** Removes a grant's elements if present (the add makes the delete safe when they are gone). */
-export function nftRevokeScript(table: string, grant: Grant): string {
-  return grantScript(table, grant, (target, element) => [
-    `add element ${target} { ${element} timeout 1s }`,
-    `delete element ${target} { ${element} }`,
-  ]);
-}
-
 interface NftJsonSet {
   set?: {
     name?: string;
@@ -182,12 +175,9 @@ export class NftablesFirewall implements ManagedFirewall {
     this.session?.warm();
   }
 
-  async open(grant: Grant): Promise<void> {
+  async open(grant: Grant): Promise<readonly OpenedRule[]> {
     await this.apply(nftGrantScript(this.options.table, grant));
-  }
-
-  async close(grant: Grant): Promise<void> {
-    await this.apply(nftRevokeScript(this.options.table, grant));
+    return hostRulesOf(this.label, grant);
   }
 
   async list(): Promise<OpenRule[]> {

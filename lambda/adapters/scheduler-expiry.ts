@@ -5,8 +5,8 @@
  */
 import { createHash } from "node:crypto";
 import { CreateScheduleCommand, type SchedulerClient } from "@aws-sdk/client-scheduler";
-import type { Grant } from "../../core/index.js";
-import type { RuleRef } from "./security-group-firewall.js";
+import type { Expiry, Grant, OpenedRule } from "../../core/index.js";
+import { type RuleRef, ruleRefsOf } from "./security-group-firewall.js";
 
 export interface RevokeEvent {
   readonly rules: readonly RuleRef[];
@@ -60,4 +60,16 @@ export async function scheduleRevoke(
     }),
   );
   return name;
+}
+
+/** The Expiry port in AWS: one schedule per grant, the sweeper as backstop. */
+export class SchedulerExpiry implements Expiry {
+  constructor(
+    private readonly client: SchedulerClient,
+    private readonly target: ScheduleTarget,
+  ) {}
+
+  scheduleClose(grant: Grant, rules: readonly OpenedRule[]): Promise<string> {
+    return scheduleRevoke(this.client, this.target, grant, ruleRefsOf(rules));
+  }
 }

@@ -15,7 +15,13 @@ import {
   type SecurityGroupRule,
   type Tag,
 } from "@aws-sdk/client-ec2";
-import { type Firewall, type Grant, type ProtoPort, SpaError } from "../../core/index.js";
+import {
+  type Firewall,
+  type Grant,
+  type OpenedRule,
+  type ProtoPort,
+  SpaError,
+} from "../../core/index.js";
 
 export const TAG = {
   managed: "spaknock:managed",
@@ -80,26 +86,23 @@ interface Previous {
 }
 
 export interface SecurityGroupFirewallOptions {
-  /** The groups a grant of this stanza opens. */
-  readonly groupsFor: (stanza: number) => readonly string[];
   /** The EC2 client to act with for this user (under the opener role when configured). */
   readonly ec2For: (username: string) => Promise<EC2Client>;
   readonly log: (message: string, extra?: Record<string, unknown>) => void;
 }
 
-export class SecurityGroupFirewall implements Firewall {
-  private readonly opened = new WeakMap<Grant, RuleRef[]>();
+/** A grant's rules as the revoke function's event names them. */
+export function ruleRefsOf(rules: readonly OpenedRule[]): RuleRef[] {
+  return rules.map((r) => ({ groupId: r.target, ruleId: r.ruleId }));
+}
 
+export class SecurityGroupFirewall implements Firewall {
   constructor(private readonly options: SecurityGroupFirewallOptions) {}
 
-  /** The rules that hold a grant opened by this instance. */
-  rulesFor(grant: Grant): readonly RuleRef[] {
-    return this.opened.get(grant) ?? [];
-  }
-
-  async open(grant: Grant): Promise<void> {
+  /** The grant's targets are its stanza's SECURITY_GROUPS. */
+  async open(grant: Grant): Promise<readonly OpenedRule[]> {
     const ec2 = await this.options.ec2For(grant.username);
-    const groups = this.options.groupsFor(grant.stanza);
+    const groups = grant.targets;
     if (groups.length === 0)
       throw new SpaError("FIREWALL_FAILED", `stanza #${grant.stanza} names no security group`);
     const created: RuleRef[] = [];
@@ -119,7 +122,7 @@ export class SecurityGroupFirewall implements Firewall {
       await this.restoreRefreshed(ec2, refreshed);
       throw err instanceof SpaError ? err : firewallError(err, "opening the grant");
     }
-    this.opened.set(grant, held);
+    return held.map((r) => ({ target: r.groupId, ruleId: r.ruleId }));
   }
 
   private async authorizeOrRefresh(
@@ -293,11 +296,6 @@ export class SecurityGroupFirewall implements Firewall {
         );
       }
     }
-  }
-
-  async close(grant: Grant): Promise<void> {
-    const ec2 = await this.options.ec2For(grant.username);
-    for (const r of this.rulesFor(grant)) await revokeRules(ec2, r.groupId, [r.ruleId]);
   }
 }
 

@@ -1,5 +1,6 @@
 /** Open/close notifications to an SNS topic (email subscriptions), like the daemon's email. */
 import { PublishCommand, type SNSClient } from "@aws-sdk/client-sns";
+import type { Grant, Notifier, OpenedRule } from "../../core/index.js";
 
 export interface GrantNotice {
   readonly event: "opened" | "closed";
@@ -30,4 +31,36 @@ export async function publishNotice(
       ].join("\n"),
     }),
   );
+}
+
+const portsText = (grant: Grant) => grant.ports.map((p) => `${p.proto}/${p.port}`).join(", ");
+
+/** The Notifier port on an SNS topic. */
+export class SnsNotifier implements Notifier {
+  constructor(
+    private readonly client: SNSClient,
+    private readonly topicArn: string,
+  ) {}
+
+  opened(grant: Grant, rules: readonly OpenedRule[]): Promise<void> {
+    return publishNotice(this.client, this.topicArn, {
+      event: "opened",
+      sourceIp: grant.sourceIp,
+      username: grant.username,
+      ports: portsText(grant),
+      expiresAt: grant.expiresAt,
+      groups: [...new Set(rules.map((r) => r.target))],
+    });
+  }
+
+  closed(grant: Grant): Promise<void> {
+    return publishNotice(this.client, this.topicArn, {
+      event: "closed",
+      sourceIp: grant.sourceIp,
+      username: grant.username,
+      ports: portsText(grant),
+      expiresAt: null,
+      groups: grant.targets,
+    });
+  }
 }

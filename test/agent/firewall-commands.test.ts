@@ -24,6 +24,7 @@ const grant: Grant = {
   expiresAt: 1_795_605_833,
   timeoutSec: 30,
   stanza: 1,
+  targets: [],
 };
 
 class RecordingRunner implements CommandRunner {

@@ -21,6 +21,7 @@ const grant: Grant = {
   expiresAt: 1_795_605_833,
   timeoutSec: 30,
   stanza: 1,
+  targets: [],
 };
 
 class ManualCapture implements Capture {
@@ -138,7 +139,7 @@ describe("exec hook", () => {
     writeFileSync(hook, `#!/bin/sh\n{ printf '%s ' "$1"; cat; } >> ${out}\n`);
     chmodSync(hook, 0o700);
     const notifier: Notifier = new ExecHookNotifier(hook);
-    await notifier.opened(grant);
+    await notifier.opened(grant, []);
     await notifier.closed(grant);
     const [open, close] = readFileSync(out, "utf8").trim().split("\n");
     expect(open?.startsWith("open ")).toBe(true);

@@ -34,6 +34,7 @@ describe("knock pipeline", () => {
         expiresAt: NOW + 30,
         timeoutSec: 30,
         stanza: 1,
+        targets: [],
       },
     ]);
     expect(replay.digests.size).toBe(1);

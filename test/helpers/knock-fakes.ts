@@ -5,6 +5,7 @@ import {
   buildSpaPacket,
   type Firewall,
   type Grant,
+  type OpenedRule,
   type ReplayCache,
   type ReplayMeta,
   randomValueFromBytes,
@@ -28,11 +29,14 @@ export class MemoryReplay implements ReplayCache {
 export class MemoryFirewall implements Firewall {
   readonly opened: Grant[] = [];
   failWith: Error | null = null;
-  async open(grant: Grant): Promise<void> {
+  async open(grant: Grant): Promise<readonly OpenedRule[]> {
     if (this.failWith) throw this.failWith;
     this.opened.push(grant);
+    return grant.ports.map((p) => ({
+      target: "memory",
+      ruleId: `${grant.sourceIp} ${p.proto}/${p.port}`,
+    }));
   }
-  async close(): Promise<void> {}
 }
 
 export const TEST_KEYS: SpaKeys = {
