@@ -208,25 +208,7 @@ describe("the deployed IAM allows every call the knock function makes", () => {
 });
 
 describe("the deployed IAM allows every call revoke and sweep make", () => {
-  function expiredRules() {
-    mocks.ec2.on(DescribeSecurityGroupRulesCommand).callsFake(async (input) => {
-      const groupId = input.Filters?.[0]?.Values?.[0] as string;
-      return {
-        SecurityGroupRules: [
-          {
-            SecurityGroupRuleId: ruleOf(groupId),
-            GroupId: groupId,
-            IsEgress: false,
-            IpProtocol: "tcp",
-            FromPort: 22,
-            ToPort: 22,
-            CidrIpv4: "203.0.113.7/32",
-            Tags: managedTags(NOW_SEC - 1),
-          },
-        ],
-      };
-    });
-  }
+  const expiredRules = () => describeFinds(managedTags(NOW_SEC - 1));
 
   async function expectAllowed(functionPrefix: string): Promise<void> {
     const ec2 = await recordedCalls(mocks.ec2);
