@@ -11,9 +11,12 @@ import type { Log } from "./log.js";
 
 const portKey = (ip: string, p: { proto: string; port: number }) => `${ip} ${p.proto}/${p.port}`;
 
+/** setTimeout's ceiling (2^31 - 1 ms, about 24.8 days): a longer delay would fire after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export class TimerExpiry implements Expiry {
   /** For each open source+port, the grant that currently owns it and its timer. */
-  private readonly open = new Map<string, { grant: Grant; timer: NodeJS.Timeout }>();
+  private readonly open = new Map<string, { readonly grant: Grant; timer: NodeJS.Timeout }>();
 
   constructor(
     private readonly firewall: ManagedFirewall,
@@ -47,9 +50,18 @@ export class TimerExpiry implements Expiry {
       const key = portKey(grant.sourceIp, p);
       const previous = this.open.get(key);
       if (previous) clearTimeout(previous.timer);
-      const timer = setTimeout(() => void this.expire(key, grant), delayMs);
-      this.open.set(key, { grant, timer });
+      this.open.set(key, { grant, timer: this.timerFor(key, grant, Date.now() + delayMs) });
     }
+  }
+
+  /** A timer for `dueMs` (wall clock), re-armed in steps when it lies past setTimeout's range. */
+  private timerFor(key: string, grant: Grant, dueMs: number): NodeJS.Timeout {
+    const left = dueMs - Date.now();
+    if (left <= MAX_TIMER_MS) return setTimeout(() => void this.expire(key, grant), Math.max(0, left));
+    return setTimeout(() => {
+      const entry = this.open.get(key);
+      if (entry?.grant === grant) entry.timer = this.timerFor(key, grant, dueMs);
+    }, MAX_TIMER_MS);
   }
 
   private async expire(key: string, grant: Grant): Promise<void> {
