@@ -57,7 +57,8 @@ export class TimerExpiry implements Expiry {
   /** A timer for `dueMs` (wall clock), re-armed in steps when it lies past setTimeout's range. */
   private timerFor(key: string, grant: Grant, dueMs: number): NodeJS.Timeout {
     const left = dueMs - Date.now();
-    if (left <= MAX_TIMER_MS) return setTimeout(() => void this.expire(key, grant), Math.max(0, left));
+    if (left <= MAX_TIMER_MS)
+      return setTimeout(() => void this.expire(key, grant), Math.max(0, left));
     return setTimeout(() => {
       const entry = this.open.get(key);
       if (entry?.grant === grant) entry.timer = this.timerFor(key, grant, dueMs);
