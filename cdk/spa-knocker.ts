@@ -65,6 +65,7 @@ import { nagArn, wildcardFinding } from "./nag-findings.js";
 import {
   closeStatements,
   describeRulesStatement,
+  type GuardedGroupArns,
   guardedGroupArns,
   openStatements,
 } from "./security-group-policy.js";
@@ -370,37 +371,9 @@ export class SpaKnocker extends Construct {
     this.knockFunction = knock.fn;
     this.grantKnock(knock.role);
 
-    // Who opens and who closes: with the opener roles, the EC2 calls are made as the engineer
-    // (SourceIdentity), and each function can assume only the role for its half.
-    if (props.openerRole ?? true) {
-      this.openerRole = new Role(this, "OpenerRole", {
-        description: "spaknock: open /32 rules in the guarded groups, as the knocking engineer",
-        assumedBy: new SourceIdentityPrincipal(knock.role.roleArn),
-        maxSessionDuration: Duration.hours(1),
-      });
-      for (const s of openStatements(arns)) this.openerRole.addToPolicy(s);
-      this.closerRole = new Role(this, "CloserRole", {
-        description: "spaknock: revoke expired rules in the guarded groups, as their engineer",
-        assumedBy: new CompositePrincipal(
-          new SourceIdentityPrincipal(revoke.role.roleArn),
-          new SourceIdentityPrincipal(sweep.role.roleArn),
-        ),
-        maxSessionDuration: Duration.hours(1),
-      });
-      for (const s of closeStatements(arns)) this.closerRole.addToPolicy(s);
-      this.allowAssume(knock, this.openerRole);
-      this.allowAssume(revoke, this.closerRole);
-      this.allowAssume(sweep, this.closerRole);
-    } else {
-      for (const s of openStatements(arns)) knock.role.addToPolicy(s);
-      for (const s of closeStatements(arns)) {
-        revoke.role.addToPolicy(s);
-        sweep.role.addToPolicy(s);
-      }
-    }
-    // revoke and sweep list the rules under their own role before closing any.
-    revoke.role.addToPolicy(describeRulesStatement());
-    sweep.role.addToPolicy(describeRulesStatement());
+    const roles = this.grantEc2({ knock, revoke, sweep }, arns, props.openerRole ?? true);
+    this.openerRole = roles.openerRole;
+    this.closerRole = roles.closerRole;
     if (this.notificationTopic) {
       for (const f of [knock, revoke, sweep]) {
         f.role.addToPolicy(
@@ -412,27 +385,10 @@ export class SpaKnocker extends Construct {
         );
       }
     }
-    const opener = this.openerRole ?? knock.role;
-    for (const role of [opener, revoke.role, sweep.role]) {
-      Validations.of(role).acknowledge({
-        id: "AwsSolutions-IAM5[Resource::*]",
-        reason:
-          "ec2:DescribeSecurityGroupRules (read-only) supports no resource-level permissions; it is the only action on Resource *.",
-      });
-    }
-    // Only the opening side names security-group-rule/* (a revoke is authorized on the group).
-    Validations.of(opener).acknowledge({
-      id: wildcardFinding(nagArn("ec2", "security-group-rule/*")),
-      reason:
-        "A rule's id exists only once the rule does. Every statement on security-group-rule/* is paired with the guarded groups' ARNs (EC2 authorizes both), and the open/retag/modify ones also require spaknock:managed tags.",
-    });
-    Validations.of(knock.role).acknowledge({
-      id: wildcardFinding(
-        nagArn("scheduler", `schedule/${this.scheduleGroup.scheduleGroupName}/spaknock-*`),
-      ),
-      reason:
-        "Each grant gets its own one-time schedule named spaknock-<expiry>-<digest>; the wildcard is confined to spaknock's schedule group and that name prefix.",
-    });
+    this.acknowledgeRoleFindings(knock.role, this.openerRole ?? knock.role, [
+      revoke.role,
+      sweep.role,
+    ]);
 
     new Rule(this, "EveryMinute", {
       description: "spaknock sweep: revoke rules past their expiry (backstop for the schedules)",
@@ -466,6 +422,78 @@ export class SpaKnocker extends Construct {
     }
 
     this.addOutputs(relayPort, props.clientAccess ?? "tcp/22");
+  }
+
+  /**
+   * Who opens and who closes. With the opener roles, the EC2 calls are made as the engineer
+   * (SourceIdentity) and each function may assume only the role for its half; without them, the
+   * same statements sit on the functions' own roles.
+   */
+  private grantEc2(
+    {
+      knock,
+      revoke,
+      sweep,
+    }: Record<"knock" | "revoke" | "sweep", { fn: NodejsFunction; role: Role }>,
+    arns: GuardedGroupArns,
+    useOpenerRoles: boolean,
+  ): { openerRole?: Role; closerRole?: Role } {
+    let roles: { openerRole?: Role; closerRole?: Role } = {};
+    if (useOpenerRoles) {
+      const openerRole = new Role(this, "OpenerRole", {
+        description: "spaknock: open /32 rules in the guarded groups, as the knocking engineer",
+        assumedBy: new SourceIdentityPrincipal(knock.role.roleArn),
+        maxSessionDuration: Duration.hours(1),
+      });
+      for (const s of openStatements(arns)) openerRole.addToPolicy(s);
+      const closerRole = new Role(this, "CloserRole", {
+        description: "spaknock: revoke expired rules in the guarded groups, as their engineer",
+        assumedBy: new CompositePrincipal(
+          new SourceIdentityPrincipal(revoke.role.roleArn),
+          new SourceIdentityPrincipal(sweep.role.roleArn),
+        ),
+        maxSessionDuration: Duration.hours(1),
+      });
+      for (const s of closeStatements(arns)) closerRole.addToPolicy(s);
+      this.allowAssume(knock, openerRole);
+      this.allowAssume(revoke, closerRole);
+      this.allowAssume(sweep, closerRole);
+      roles = { openerRole, closerRole };
+    } else {
+      for (const s of openStatements(arns)) knock.role.addToPolicy(s);
+      for (const s of closeStatements(arns)) {
+        revoke.role.addToPolicy(s);
+        sweep.role.addToPolicy(s);
+      }
+    }
+    // revoke and sweep list the rules under their own role before closing any.
+    revoke.role.addToPolicy(describeRulesStatement());
+    sweep.role.addToPolicy(describeRulesStatement());
+    return roles;
+  }
+
+  /** The cdk-nag findings the roles carry on purpose, each with its reason. */
+  private acknowledgeRoleFindings(knockRole: Role, opener: Role, closers: readonly Role[]): void {
+    for (const role of [opener, ...closers]) {
+      Validations.of(role).acknowledge({
+        id: "AwsSolutions-IAM5[Resource::*]",
+        reason:
+          "ec2:DescribeSecurityGroupRules (read-only) supports no resource-level permissions; it is the only action on Resource *.",
+      });
+    }
+    // Only the opening side names security-group-rule/* (a revoke is authorized on the group).
+    Validations.of(opener).acknowledge({
+      id: wildcardFinding(nagArn("ec2", "security-group-rule/*")),
+      reason:
+        "A rule's id exists only once the rule does. Every statement on security-group-rule/* is paired with the guarded groups' ARNs (EC2 authorizes both), and the open/retag/modify ones also require spaknock:managed tags.",
+    });
+    Validations.of(knockRole).acknowledge({
+      id: wildcardFinding(
+        nagArn("scheduler", `schedule/${this.scheduleGroup.scheduleGroupName}/spaknock-*`),
+      ),
+      reason:
+        "Each grant gets its own one-time schedule named spaknock-<expiry>-<digest>; the wildcard is confined to spaknock's schedule group and that name prefix.",
+    });
   }
 
   private createVpc(retention: RetentionDays): Vpc {
