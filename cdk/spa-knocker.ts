@@ -244,55 +244,12 @@ export class SpaKnocker extends Construct {
     const guardedIds = this.guardedSecurityGroups.map((g) => g.securityGroupId);
     const arns = guardedGroupArns(this, guardedIds);
 
-    this.replayTable = new TableV2(this, "ReplayCache", {
-      partitionKey: { name: "pk", type: AttributeType.STRING },
-      billing: Billing.onDemand(),
-      timeToLiveAttribute: "expiresAt",
-      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
-      // Only digests of packets seen in the last few minutes: nothing to keep.
-      removalPolicy: RemovalPolicy.DESTROY,
-    });
-
-    this.accessConfigSecret = new Secret(this, "AccessConfig", {
-      secretName: props.accessConfigSecretName ?? `${Aws.STACK_NAME}/access.conf`,
-      description:
-        "spaknock access.conf (fwknop format plus SECURITY_GROUPS); put with put-secret-value",
-      secretStringValue: SecretValue.unsafePlainText(ACCESS_CONF_PLACEHOLDER),
-    });
-    // Rotating HMAC/AES keys means giving every engineer's client the new ones: a human step
-    // (`spaknock` keygen, then put-secret-value), which a rotation Lambda cannot do.
-    Validations.of(this.accessConfigSecret).acknowledge({
-      id: "AwsSolutions-SMG4",
-      reason:
-        "The secret holds fwknop access stanzas whose keys are shared with each engineer's client; rotation is a coordinated manual re-key, not something a rotation function can do.",
-    });
-
-    this.scheduleGroup = new ScheduleGroup(this, "Schedules", {
-      removalPolicy: RemovalPolicy.DESTROY,
-    });
-    this.scheduleDeadLetterQueue = new Queue(this, "ScheduleDeadLetters", {
-      encryption: QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
-    });
-    Validations.of(this.scheduleDeadLetterQueue).acknowledge({
-      id: "AwsSolutions-SQS3",
-      reason:
-        "This queue is itself the dead-letter queue of the one-time revoke schedules (set per schedule by the knock function), so it has no dead-letter queue of its own.",
-    });
-
-    if (props.notificationEmails && props.notificationEmails.length > 0) {
-      this.notificationTopic = new Topic(this, "Notices", {
-        displayName: "spaknock open/close notices",
-        enforceSSL: true,
-        // The AWS managed key: publishers in this account need no key policy of ours, and
-        // email subscriptions read nothing encrypted.
-        masterKey: Alias.fromAliasName(this, "SnsKey", "alias/aws/sns"),
-      });
-      for (const email of props.notificationEmails) {
-        this.notificationTopic.addSubscription(new EmailSubscription(email));
-      }
-    }
+    const stores = this.createStores(props);
+    this.replayTable = stores.replayTable;
+    this.accessConfigSecret = stores.accessConfigSecret;
+    this.scheduleGroup = stores.scheduleGroup;
+    this.scheduleDeadLetterQueue = stores.scheduleDeadLetterQueue;
+    this.notificationTopic = stores.notificationTopic;
 
     const common = {
       sourceRoot,
@@ -422,6 +379,67 @@ export class SpaKnocker extends Construct {
     }
 
     this.addOutputs(relayPort, props.clientAccess ?? "tcp/22");
+  }
+
+  /** The state of the deployment: replay table, access.conf secret, schedules, notices. */
+  private createStores(props: SpaKnockerProps) {
+    const replayTable = new TableV2(this, "ReplayCache", {
+      partitionKey: { name: "pk", type: AttributeType.STRING },
+      billing: Billing.onDemand(),
+      timeToLiveAttribute: "expiresAt",
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      // Only digests of packets seen in the last few minutes: nothing to keep.
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+
+    const accessConfigSecret = new Secret(this, "AccessConfig", {
+      secretName: props.accessConfigSecretName ?? `${Aws.STACK_NAME}/access.conf`,
+      description:
+        "spaknock access.conf (fwknop format plus SECURITY_GROUPS); put with put-secret-value",
+      secretStringValue: SecretValue.unsafePlainText(ACCESS_CONF_PLACEHOLDER),
+    });
+    // Rotating HMAC/AES keys means giving every engineer's client the new ones: a human step
+    // (`spaknock` keygen, then put-secret-value), which a rotation Lambda cannot do.
+    Validations.of(accessConfigSecret).acknowledge({
+      id: "AwsSolutions-SMG4",
+      reason:
+        "The secret holds fwknop access stanzas whose keys are shared with each engineer's client; rotation is a coordinated manual re-key, not something a rotation function can do.",
+    });
+
+    const scheduleGroup = new ScheduleGroup(this, "Schedules", {
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    const scheduleDeadLetterQueue = new Queue(this, "ScheduleDeadLetters", {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    Validations.of(scheduleDeadLetterQueue).acknowledge({
+      id: "AwsSolutions-SQS3",
+      reason:
+        "This queue is itself the dead-letter queue of the one-time revoke schedules (set per schedule by the knock function), so it has no dead-letter queue of its own.",
+    });
+
+    let notificationTopic: Topic | undefined;
+    if (props.notificationEmails && props.notificationEmails.length > 0) {
+      notificationTopic = new Topic(this, "Notices", {
+        displayName: "spaknock open/close notices",
+        enforceSSL: true,
+        // The AWS managed key: publishers in this account need no key policy of ours, and
+        // email subscriptions read nothing encrypted.
+        masterKey: Alias.fromAliasName(this, "SnsKey", "alias/aws/sns"),
+      });
+      for (const email of props.notificationEmails) {
+        notificationTopic.addSubscription(new EmailSubscription(email));
+      }
+    }
+    return {
+      replayTable,
+      accessConfigSecret,
+      scheduleGroup,
+      scheduleDeadLetterQueue,
+      notificationTopic,
+    };
   }
 
   /**
