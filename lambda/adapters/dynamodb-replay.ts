@@ -36,7 +36,7 @@ export class DynamoDbReplayCache implements ReplayCache {
   ) {}
 
   /** The item's expiry: past every moment a copy of the packet could still pass the age check. */
-  expiryOf(meta: ReplayMeta, nowSec: number): number {
+  private expiryOf(meta: ReplayMeta, nowSec: number): number {
     const { maxPacketAge, eventLagSec, marginSec } = this.retention;
     return replayRetainUntil(meta, nowSec, maxPacketAge, eventLagSec, marginSec);
   }
