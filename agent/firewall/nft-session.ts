@@ -7,6 +7,8 @@
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 
 interface Pending {
+  /** The process the transaction was written to: only its answer settles it. */
+  readonly child: ChildProcessWithoutNullStreams;
   readonly resolve: () => void;
   readonly reject: (err: Error) => void;
   readonly timer: NodeJS.Timeout;
@@ -32,15 +34,15 @@ export class NftSession {
       this.stdoutBuffer += chunk;
       if (/^# new generation \d+/m.test(this.stdoutBuffer)) {
         this.stdoutBuffer = "";
-        this.settle(null);
+        this.settle(child, null);
       } else if (this.stdoutBuffer.length > 1 << 20) this.stdoutBuffer = "";
     });
     child.stderr.on("data", (chunk: string) => {
-      this.settle(new Error(`nft: ${chunk.trim().split("\n")[0] ?? "error"}`));
+      this.settle(child, new Error(`nft: ${chunk.trim().split("\n")[0] ?? "error"}`));
     });
     const broken = (why: string) => {
       if (this.child === child) this.child = null;
-      this.settle(new Error(`nft session ended: ${why}`));
+      this.settle(child, new Error(`nft session ended: ${why}`));
     };
     child.on("error", (err) => broken(err.message));
     child.on("exit", (code, signal) => broken(`exit ${code ?? signal}`));
@@ -49,9 +51,14 @@ export class NftSession {
     return child;
   }
 
-  private settle(err: Error | null): void {
+  /**
+   * Settles the pending transaction with `from`'s answer. A session that was given up on (timed
+   * out, then killed) still reports its exit later; that must not fail the next transaction,
+   * which was written to its replacement.
+   */
+  private settle(from: ChildProcessWithoutNullStreams, err: Error | null): void {
     const p = this.pending;
-    if (!p) return;
+    if (!p || p.child !== from) return;
     this.pending = null;
     clearTimeout(p.timer);
     if (err) p.reject(err);
@@ -74,10 +81,11 @@ export class NftSession {
       new Promise<void>((resolve, reject) => {
         const child = this.ensureChild();
         const timer = setTimeout(() => {
+          this.pending = null;
           this.close();
           reject(new Error("nft session timed out"));
         }, this.timeoutMs);
-        this.pending = { resolve, reject, timer };
+        this.pending = { child, resolve, reject, timer };
         this.stdoutBuffer = "";
         child.stdin.write(line);
       });
