@@ -2,15 +2,11 @@
  * Access stanzas (what one access.conf stanza allows) and the checks that decide whether a
  * verified packet is granted, in fwknopd's order (docs/protocol.md section 7, steps 4-6).
  */
+
+import { type AccessRequest, type ProtoPort, parseAccessMessage } from "./access-message.js";
 import type { NetworkList } from "./address.js";
 import { SpaError } from "./errors.js";
-import {
-  type AccessRequest,
-  messageTypeHasNat,
-  type ProtoPort,
-  parseAccessMessage,
-  type SpaMessage,
-} from "./message.js";
+import { messageTypeHasNat, type SpaMessage } from "./message.js";
 import type { SpaKeys } from "./packet.js";
 
 export interface AccessStanza {

@@ -3,7 +3,7 @@
  * a digest file, email and exec hooks in agent/; EC2 security groups, Scheduler, DynamoDB and
  * SNS in lambda/.
  */
-import type { ProtoPort } from "./message.js";
+import type { ProtoPort } from "./access-message.js";
 
 /** One opened door: who, from where, which ports, until when. */
 export interface Grant {

@@ -3,8 +3,9 @@
  * `KEYWORD<whitespace>value`, the value running to `;` or the end of the line, `#` comments,
  * keywords case-sensitive (a trailing `:` tolerated). Errors carry `file:line`.
  */
+
+import { type ProtoPort, parseProtoPort } from "./access-message.js";
 import { SpaError } from "./errors.js";
-import { type ProtoPort, parseProtoPort } from "./message.js";
 
 export interface ConfLine {
   readonly file: string;

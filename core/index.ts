@@ -1,5 +1,6 @@
 export * from "./access.js";
 export * from "./access-conf.js";
+export * from "./access-message.js";
 export * from "./adapters.js";
 export * from "./address.js";
 export * from "./base64.js";
