@@ -2,8 +2,10 @@
  * The knock pipeline, shared by the host daemon and the Lambda: one raw datagram in, one decision
  * out. fwknopd's order, cheapest first (docs/architecture.md, "The pipeline"):
  *
- *   precheck → replay look-up (where it is local) → for each stanza matching SOURCE/DESTINATION: HMAC → decrypt →
- *   decode → age, allow-IP, username, ports → claim the digest → open the firewall.
+ *   precheck → replay look-up (where it is local) → for each stanza matching SOURCE/DESTINATION:
+ *   HMAC → decrypt → decode → age, allow-IP, username, ports → claim the digest → open the firewall.
+ *
+ * What follows the open (scheduling the close, notifying) is core/grant.ts.
  *
  * It never throws for anything a sender controls: every refusal is an outcome with a code.
  */
