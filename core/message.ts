@@ -6,7 +6,6 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import {
-  type ProtoPort,
   parseAccessMessage,
   parseCommandMessage,
   parseNatAccess,
