@@ -175,25 +175,7 @@ export class UdpRelay extends Construct {
       }),
     );
 
-    this.securityGroup = new SecurityGroup(this, "SecurityGroup", {
-      vpc,
-      description: `spaknock relay: udp/${port} from anywhere (the SPA packet is the credential)`,
-      allowAllOutbound: false,
-    });
-    this.securityGroup.addIngressRule(
-      Peer.anyIpv4(),
-      Port.udp(port),
-      "SPA packets; the relay never answers",
-    );
-    Validations.of(this.securityGroup).acknowledge({
-      id: "AwsSolutions-EC23",
-      reason:
-        "Engineers knock from wherever they are, so the SPA port is open to any IPv4 source. It is UDP only, the relay never answers (a scan cannot tell it from a dropped port), and only packets that pass the SPA precheck are forwarded.",
-    });
-    // Outbound: HTTPS only, to the Lambda, S3 and EC2 endpoints and AL2023's package
-    // repositories. DNS, the instance metadata service and Amazon Time Sync are link-local or
-    // the VPC resolver, which security groups do not filter.
-    this.securityGroup.addEgressRule(Peer.anyIpv4(), Port.tcp(443), "AWS APIs and dnf over HTTPS");
+    this.securityGroup = this.createSecurityGroup(vpc, port);
 
     const userData = UserData.forLinux();
     userData.addCommands("set -euo pipefail");
@@ -232,53 +214,7 @@ export class UdpRelay extends Construct {
           "The instance id is known only at boot. The statement requires the instance to carry this group's aws:autoscaling:groupName tag, and the only address it can move is this relay's own Elastic IP.",
       });
     }
-    userData.addCommands(`dnf install -y nodejs${NODE_MAJOR}`, "install -d -m 0755 /opt/spaknock");
-    userData.addS3DownloadCommand({
-      bucket: bundle.bucket,
-      bucketKey: bundle.s3ObjectKey,
-      localFile: BUNDLE_PATH,
-      region: Aws.REGION,
-    });
-    userData.addCommands(`chmod 0644 ${BUNDLE_PATH}`);
-    const node = `/usr/bin/node-${NODE_MAJOR}`;
-    writeUnit(userData, UNIT, [
-      "[Unit]",
-      `Description=spaknock relay: SPA datagrams on udp/${port} to the knock Lambda`,
-      "Wants=network-online.target",
-      "After=network-online.target",
-      ...(mode === "nlb" ? [`Upholds=${HEALTH_UNIT}`] : []),
-      "",
-      "[Service]",
-      `ExecStart=${node} ${BUNDLE_PATH} relay --function ${knockFunction.functionArn} --listen 0.0.0.0:${port} --region ${Aws.REGION} --foreground`,
-      "Restart=always",
-      "RestartSec=5",
-      "DynamicUser=yes",
-      "MemoryMax=300M",
-      ...HARDENING,
-      "",
-      "[Install]",
-      "WantedBy=multi-user.target",
-    ]);
-    if (mode === "nlb") {
-      // UDP target groups need a TCP (or HTTP) health check, and the relay never answers
-      // anything. This unit accepts TCP on the same port number for as long as the relay unit is
-      // running (BindsTo + the relay's Upholds), and only the VPC may reach it.
-      writeUnit(userData, HEALTH_UNIT, [
-        "[Unit]",
-        "Description=spaknock relay health check for the load balancer (TCP, VPC only)",
-        `BindsTo=${UNIT}`,
-        `After=${UNIT}`,
-        "",
-        "[Service]",
-        `ExecStart=${node} -e "require('node:net').createServer((s) => s.destroy()).listen(${port})"`,
-        "Restart=always",
-        "RestartSec=5",
-        "DynamicUser=yes",
-        "MemoryMax=100M",
-        ...HARDENING,
-      ]);
-    }
-    userData.addCommands("systemctl daemon-reload", `systemctl enable --now ${UNIT}`);
+    installRelay(userData, bundle, { mode, port, functionArn: knockFunction.functionArn });
 
     const launchTemplate = new LaunchTemplate(this, "LaunchTemplate", {
       // Resolved from AWS's public SSM parameter at deploy time (not a synth-time lookup), so
@@ -322,36 +258,7 @@ export class UdpRelay extends Construct {
     });
 
     if (mode === "nlb") {
-      this.loadBalancer = new NetworkLoadBalancer(this, "LoadBalancer", {
-        vpc,
-        internetFacing: true,
-        crossZoneEnabled: true,
-        vpcSubnets: { subnetType: SubnetType.PUBLIC },
-      });
-      Validations.of(this.loadBalancer).acknowledge({
-        id: "AwsSolutions-ELB2",
-        reason:
-          "Network Load Balancer access logs exist only for TLS listeners; this one has a single UDP listener, so there is nothing to log. The relay logs every datagram it forwards or drops.",
-      });
-      // UDP to instance targets always keeps the client's address, which the knock needs: the
-      // relay reports the sender it saw, and the grant is for that /32.
-      this.loadBalancer.addListener("Udp", { port, protocol: Protocol.UDP }).addTargets("Relays", {
-        port,
-        protocol: Protocol.UDP,
-        targets: [this.autoScalingGroup],
-        healthCheck: {
-          protocol: Protocol.TCP,
-          port: String(port),
-          interval: Duration.seconds(10),
-          healthyThresholdCount: 2,
-          unhealthyThresholdCount: 2,
-        },
-      });
-      this.securityGroup.addIngressRule(
-        Peer.ipv4(vpc.vpcCidrBlock),
-        Port.tcp(port),
-        "load balancer health checks (relay unit running)",
-      );
+      this.loadBalancer = this.addLoadBalancer(vpc, port);
       this.address = this.loadBalancer.loadBalancerDnsName;
     } else {
       this.address = (eip as CfnEIP).ref;
@@ -364,6 +271,65 @@ export class UdpRelay extends Construct {
     // The instance boots only once its role's policy exists, so it can claim its address and
     // reach the function at once.
     this.autoScalingGroup.node.addDependency(this.role);
+  }
+
+  /** UDP in from anywhere (the relay never answers), HTTPS out only. */
+  private createSecurityGroup(vpc: IVpc, port: number): SecurityGroup {
+    const securityGroup = new SecurityGroup(this, "SecurityGroup", {
+      vpc,
+      description: `spaknock relay: udp/${port} from anywhere (the SPA packet is the credential)`,
+      allowAllOutbound: false,
+    });
+    securityGroup.addIngressRule(
+      Peer.anyIpv4(),
+      Port.udp(port),
+      "SPA packets; the relay never answers",
+    );
+    Validations.of(securityGroup).acknowledge({
+      id: "AwsSolutions-EC23",
+      reason:
+        "Engineers knock from wherever they are, so the SPA port is open to any IPv4 source. It is UDP only, the relay never answers (a scan cannot tell it from a dropped port), and only packets that pass the SPA precheck are forwarded.",
+    });
+    // Outbound: HTTPS only, to the Lambda, S3 and EC2 endpoints and AL2023's package
+    // repositories. DNS, the instance metadata service and Amazon Time Sync are link-local or
+    // the VPC resolver, which security groups do not filter.
+    securityGroup.addEgressRule(Peer.anyIpv4(), Port.tcp(443), "AWS APIs and dnf over HTTPS");
+    return securityGroup;
+  }
+
+  /** Two relays behind an internet-facing UDP load balancer, health-checked over TCP. */
+  private addLoadBalancer(vpc: IVpc, port: number): NetworkLoadBalancer {
+    const loadBalancer = new NetworkLoadBalancer(this, "LoadBalancer", {
+      vpc,
+      internetFacing: true,
+      crossZoneEnabled: true,
+      vpcSubnets: { subnetType: SubnetType.PUBLIC },
+    });
+    Validations.of(loadBalancer).acknowledge({
+      id: "AwsSolutions-ELB2",
+      reason:
+        "Network Load Balancer access logs exist only for TLS listeners; this one has a single UDP listener, so there is nothing to log. The relay logs every datagram it forwards or drops.",
+    });
+    // UDP to instance targets always keeps the client's address, which the knock needs: the
+    // relay reports the sender it saw, and the grant is for that /32.
+    loadBalancer.addListener("Udp", { port, protocol: Protocol.UDP }).addTargets("Relays", {
+      port,
+      protocol: Protocol.UDP,
+      targets: [this.autoScalingGroup],
+      healthCheck: {
+        protocol: Protocol.TCP,
+        port: String(port),
+        interval: Duration.seconds(10),
+        healthyThresholdCount: 2,
+        unhealthyThresholdCount: 2,
+      },
+    });
+    this.securityGroup.addIngressRule(
+      Peer.ipv4(vpc.vpcCidrBlock),
+      Port.tcp(port),
+      "load balancer health checks (relay unit running)",
+    );
+    return loadBalancer;
   }
 }
 
@@ -388,4 +354,59 @@ function writeUnit(userData: UserData, name: string, lines: readonly string[]): 
     "UNIT",
     `chmod 0644 /etc/systemd/system/${name}`,
   );
+}
+
+/** Boot steps after the address: Node.js, the bundle, and the relay's systemd unit(s). */
+function installRelay(
+  userData: UserData,
+  bundle: Asset,
+  { mode, port, functionArn }: { mode: RelayMode; port: number; functionArn: string },
+): void {
+  userData.addCommands(`dnf install -y nodejs${NODE_MAJOR}`, "install -d -m 0755 /opt/spaknock");
+  userData.addS3DownloadCommand({
+    bucket: bundle.bucket,
+    bucketKey: bundle.s3ObjectKey,
+    localFile: BUNDLE_PATH,
+    region: Aws.REGION,
+  });
+  userData.addCommands(`chmod 0644 ${BUNDLE_PATH}`);
+  const node = `/usr/bin/node-${NODE_MAJOR}`;
+  writeUnit(userData, UNIT, [
+    "[Unit]",
+    `Description=spaknock relay: SPA datagrams on udp/${port} to the knock Lambda`,
+    "Wants=network-online.target",
+    "After=network-online.target",
+    ...(mode === "nlb" ? [`Upholds=${HEALTH_UNIT}`] : []),
+    "",
+    "[Service]",
+    `ExecStart=${node} ${BUNDLE_PATH} relay --function ${functionArn} --listen 0.0.0.0:${port} --region ${Aws.REGION} --foreground`,
+    "Restart=always",
+    "RestartSec=5",
+    "DynamicUser=yes",
+    "MemoryMax=300M",
+    ...HARDENING,
+    "",
+    "[Install]",
+    "WantedBy=multi-user.target",
+  ]);
+  if (mode === "nlb") {
+    // UDP target groups need a TCP (or HTTP) health check, and the relay never answers
+    // anything. This unit accepts TCP on the same port number for as long as the relay unit is
+    // running (BindsTo + the relay's Upholds), and only the VPC may reach it.
+    writeUnit(userData, HEALTH_UNIT, [
+      "[Unit]",
+      "Description=spaknock relay health check for the load balancer (TCP, VPC only)",
+      `BindsTo=${UNIT}`,
+      `After=${UNIT}`,
+      "",
+      "[Service]",
+      `ExecStart=${node} -e "require('node:net').createServer((s) => s.destroy()).listen(${port})"`,
+      "Restart=always",
+      "RestartSec=5",
+      "DynamicUser=yes",
+      "MemoryMax=100M",
+      ...HARDENING,
+    ]);
+  }
+  userData.addCommands("systemctl daemon-reload", `systemctl enable --now ${UNIT}`);
 }
