@@ -237,135 +237,100 @@ describe.skipIf(skipReason !== undefined)(
         expect(await tcpConnect(net, net.client.ns, net.server.ip, GUARDED_PORT)).toBe(true);
       });
 
-      it("accepts the exact `spaknock -T` wire string sent as one datagram", async () => {
-        // Prepare
-        const wire = await spaknockPacket(keys, [
-          "-A",
-          `tcp/${PORTS.wire}`,
-          "-a",
-          net.client.ip,
-          "-U",
-          USER,
-        ]);
-        const from = fwknopd().mark();
-        const sentAt = nowSeconds();
-
-        // Act
-        await sendUdp(net, net.client.ns, net.server.ip, SPA_PORT, wire);
-
-        // Assess
-        await expectRules(fwknopd(), from, [{ proto: "tcp", port: PORTS.wire }], {
-          sentAt,
+      // Each case: the `spaknock -T` wire string sent as one datagram, and the rules fwknopd adds.
+      const WIRE_CASES: readonly {
+        readonly name: string;
+        readonly args: () => string[];
+        readonly ports: readonly PortSpec[];
+        readonly timeout: number;
+        readonly fromSource?: boolean;
+        readonly alsoCheck?: (rules: FwknopRule[], from: number, sentAt: number) => Promise<void>;
+      }[] = [
+        {
+          name: "accepts the exact `spaknock -T` wire string sent as one datagram",
+          args: () => ["-A", `tcp/${PORTS.wire}`, "-a", net.client.ip, "-U", USER],
+          ports: [{ proto: "tcp", port: PORTS.wire }],
           timeout: FW_ACCESS_TIMEOUT,
-        });
-      });
-
-      it("honours a client timeout (-f 10)", async () => {
-        // Prepare
-        const wire = await spaknockPacket(keys, [
-          "-A",
-          `tcp/${PORTS.clientTimeout}`,
-          "-a",
-          net.client.ip,
-          "-U",
-          USER,
-          "-f",
-          "10",
-        ]);
-        const from = fwknopd().mark();
-        const sentAt = nowSeconds();
-
-        // Act
-        await sendUdp(net, net.client.ns, net.server.ip, SPA_PORT, wire);
-
-        // Assess
-        const [rule] = await expectRules(
-          fwknopd(),
-          from,
-          [{ proto: "tcp", port: PORTS.clientTimeout }],
-          {
-            sentAt,
-            timeout: 10,
+        },
+        {
+          name: "honours a client timeout (-f 10)",
+          args: () => [
+            "-A",
+            `tcp/${PORTS.clientTimeout}`,
+            "-a",
+            net.client.ip,
+            "-U",
+            USER,
+            "-f",
+            "10",
+          ],
+          ports: [{ proto: "tcp", port: PORTS.clientTimeout }],
+          timeout: 10,
+          alsoCheck: async ([rule], _from, sentAt) => {
+            expect(rule?.expiresAt).toBeLessThanOrEqual(sentAt + 10 + EXPIRY_SLACK_S);
           },
-        );
-        expect(rule?.expiresAt).toBeLessThanOrEqual(sentAt + 10 + EXPIRY_SLACK_S);
-      });
-
-      it("opens every port of -A tcp/22,udp/53 (two rules)", async () => {
-        // Prepare
-        const wire = await spaknockPacket(keys, [
-          "-A",
-          "tcp/22,udp/53",
-          "-a",
-          net.client.ip,
-          "-U",
-          USER,
-        ]);
-        const from = fwknopd().mark();
-        const sentAt = nowSeconds();
-
-        // Act
-        await sendUdp(net, net.client.ns, net.server.ip, SPA_PORT, wire);
-
-        // Assess
-        const rules = await expectRules(
-          fwknopd(),
-          from,
-          [
+        },
+        {
+          name: "opens every port of -A tcp/22,udp/53 (two rules)",
+          args: () => ["-A", "tcp/22,udp/53", "-a", net.client.ip, "-U", USER],
+          ports: [
             { proto: "tcp", port: 22 },
             { proto: "udp", port: 53 },
           ],
-          { sentAt, timeout: FW_ACCESS_TIMEOUT },
-        );
-        expect(rules).toHaveLength(2);
-      });
-
-      it("opens for the packet's source address with -s (0.0.0.0)", async () => {
-        // Prepare
-        const wire = await spaknockPacket(keys, ["-A", `udp/${PORTS.sourceIp}`, "-s", "-U", USER]);
-        const from = fwknopd().mark();
-        const sentAt = nowSeconds();
-
-        // Act
-        await sendUdp(net, net.client.ns, net.server.ip, SPA_PORT, wire);
-
-        // Assess
-        await expectRules(fwknopd(), from, [{ proto: "udp", port: PORTS.sourceIp }], {
-          sentAt,
           timeout: FW_ACCESS_TIMEOUT,
-          source: net.client.ip,
-        });
-        await fwknopd().waitForLog(
-          new RegExp(`Message String: 0\\.0\\.0\\.0,udp/${PORTS.sourceIp}$`),
-          10_000,
-          from,
-        );
-      });
-
-      it("accepts an inner sha3_512 digest (-m sha3_512)", async () => {
-        // Prepare
-        const wire = await spaknockPacket(keys, [
-          "-A",
-          `tcp/${PORTS.digest}`,
-          "-a",
-          net.client.ip,
-          "-U",
-          USER,
-          "-m",
-          "sha3_512",
-        ]);
-        const from = fwknopd().mark();
-        const sentAt = nowSeconds();
-
-        // Act
-        await sendUdp(net, net.client.ns, net.server.ip, SPA_PORT, wire);
-
-        // Assess
-        await expectRules(fwknopd(), from, [{ proto: "tcp", port: PORTS.digest }], {
-          sentAt,
+          alsoCheck: async (rules) => {
+            expect(rules).toHaveLength(2);
+          },
+        },
+        {
+          name: "opens for the packet's source address with -s (0.0.0.0)",
+          args: () => ["-A", `udp/${PORTS.sourceIp}`, "-s", "-U", USER],
+          ports: [{ proto: "udp", port: PORTS.sourceIp }],
           timeout: FW_ACCESS_TIMEOUT,
+          fromSource: true,
+          alsoCheck: async (_rules, from) => {
+            await fwknopd().waitForLog(
+              new RegExp(`Message String: 0\\.0\\.0\\.0,udp/${PORTS.sourceIp}$`),
+              10_000,
+              from,
+            );
+          },
+        },
+        {
+          name: "accepts an inner sha3_512 digest (-m sha3_512)",
+          args: () => [
+            "-A",
+            `tcp/${PORTS.digest}`,
+            "-a",
+            net.client.ip,
+            "-U",
+            USER,
+            "-m",
+            "sha3_512",
+          ],
+          ports: [{ proto: "tcp", port: PORTS.digest }],
+          timeout: FW_ACCESS_TIMEOUT,
+        },
+      ];
+
+      for (const { name, args, ports, timeout, fromSource, alsoCheck } of WIRE_CASES)
+        it(name, async () => {
+          // Prepare
+          const wire = await spaknockPacket(keys, args());
+          const from = fwknopd().mark();
+          const sentAt = nowSeconds();
+
+          // Act
+          await sendUdp(net, net.client.ns, net.server.ip, SPA_PORT, wire);
+
+          // Assess
+          const rules = await expectRules(fwknopd(), from, ports, {
+            sentAt,
+            timeout,
+            ...(fromSource ? { source: net.client.ip } : {}),
+          });
+          await alsoCheck?.(rules, from, sentAt);
         });
-      });
 
       it("adds no rule for a knock with the wrong HMAC key", async () => {
         // Prepare
