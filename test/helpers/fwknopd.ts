@@ -9,6 +9,7 @@ import type { ChildProcess } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { findExecutable, type TestNet, terminate } from "./netns.js";
+import { ProcessLog } from "./process-log.js";
 
 export interface FwknopdStanza {
   /** `ANY` or a comma list of addresses/networks; default `ANY`. */
@@ -130,10 +131,7 @@ export async function startFwknopd(net: TestNet, options: FwknopdOptions): Promi
 }
 
 class FwknopdProcess implements Fwknopd {
-  readonly lines: string[] = [];
-  private readonly waiters = new Set<() => void>();
-  private partial = { stdout: "", stderr: "" };
-  private exited = false;
+  private readonly log = new ProcessLog("fwknopd", DEFAULT_WAIT_TIMEOUT_MS);
   private stopping: Promise<void> | undefined;
 
   constructor(
@@ -144,66 +142,24 @@ class FwknopdProcess implements Fwknopd {
     readonly accessPath: string,
     readonly digestPath: string,
   ) {
-    child.stdout?.setEncoding("utf8").on("data", (chunk: string) => this.collect("stdout", chunk));
-    child.stderr?.setEncoding("utf8").on("data", (chunk: string) => this.collect("stderr", chunk));
-    child.once("close", (code, signal) => {
-      for (const stream of ["stdout", "stderr"] as const) {
-        if (this.partial[stream] !== "") this.lines.push(this.partial[stream]);
-        this.partial[stream] = "";
-      }
-      this.lines.push(`[harness] fwknopd exited (code ${code}, signal ${signal})`);
-      this.exited = true;
-      this.notify();
-    });
+    this.log.follow(child);
+  }
+
+  get lines(): readonly string[] {
+    return this.log.lines;
   }
 
   mark(): number {
-    return this.lines.length;
+    return this.log.mark();
   }
 
-  waitForLog(re: RegExp, timeoutMs = DEFAULT_WAIT_TIMEOUT_MS, fromLine = 0): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        const line = this.lines.slice(fromLine).find((l) => re.test(l));
-        if (line !== undefined) {
-          done();
-          resolve(line);
-        } else if (this.exited) {
-          done();
-          reject(new Error(`fwknopd exited before logging ${re}:\n${this.tail()}`));
-        }
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`fwknopd did not log ${re} within ${timeoutMs} ms:\n${this.tail()}`));
-      }, timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        this.waiters.delete(check);
-      };
-      this.waiters.add(check);
-      check();
-    });
+  waitForLog(re: RegExp, timeoutMs?: number, fromLine?: number): Promise<string> {
+    return this.log.waitForLog(re, timeoutMs, fromLine);
   }
 
   stop(): Promise<void> {
     this.stopping ??= terminate(this.child, STOP_GRACE_MS);
     return this.stopping;
-  }
-
-  private collect(stream: "stdout" | "stderr", chunk: string): void {
-    const parts = (this.partial[stream] + chunk).split("\n");
-    this.partial[stream] = parts.pop() ?? "";
-    this.lines.push(...parts);
-    this.notify();
-  }
-
-  private notify(): void {
-    for (const check of [...this.waiters]) check();
-  }
-
-  private tail(count = 40): string {
-    return this.lines.slice(-count).join("\n");
   }
 }
 

@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type FwknopdStanza, renderAccessConf } from "./fwknopd.js";
 import { type ExecResult, findExecutable, type TestNet, terminate } from "./netns.js";
+import { ProcessLog } from "./process-log.js";
 
 /** The built daemon and client; `npm run build` creates them. */
 export const SPAKNOCKD_MAIN = fileURLToPath(new URL("../../dist/agent/main.js", import.meta.url));
@@ -187,7 +188,7 @@ interface DaemonFiles {
 }
 
 class SpaknockdProcess implements Spaknockd {
-  readonly lines: string[] = [];
+  private readonly log = new ProcessLog("spaknockd", DEFAULT_WAIT_TIMEOUT_MS);
   readonly backend: FirewallBackend;
   readonly capture: CaptureMode;
   readonly dir: string;
@@ -196,9 +197,7 @@ class SpaknockdProcess implements Spaknockd {
   readonly digestPath: string;
   private child: ChildProcess | undefined;
   private currentPid = 0;
-  private exited = true;
   private stopping: Promise<void> | undefined;
-  private readonly waiters = new Set<() => void>();
 
   constructor(
     private readonly net: TestNet,
@@ -221,30 +220,13 @@ class SpaknockdProcess implements Spaknockd {
   }
 
   async launch(startTimeoutMs: number): Promise<void> {
-    const from = this.lines.length;
+    const from = this.log.mark();
     const child = this.net.spawn(this.net.server.ns, this.argv, { cwd: this.dir });
     if (child.pid === undefined) throw new Error("spaknockd did not start");
     this.child = child;
     this.currentPid = child.pid;
-    this.exited = false;
     this.stopping = undefined;
-    const partial = { stdout: "", stderr: "" };
-    for (const stream of ["stdout", "stderr"] as const) {
-      child[stream]?.setEncoding("utf8").on("data", (chunk: string) => {
-        const parts = (partial[stream] + chunk).split("\n");
-        partial[stream] = parts.pop() ?? "";
-        this.lines.push(...parts);
-        this.notify();
-      });
-    }
-    child.once("close", (code, signal) => {
-      for (const stream of ["stdout", "stderr"] as const) {
-        if (partial[stream] !== "") this.lines.push(partial[stream]);
-      }
-      this.lines.push(`[harness] spaknockd exited (code ${code}, signal ${signal})`);
-      if (this.child === child) this.exited = true;
-      this.notify();
-    });
+    this.log.follow(child);
     try {
       await this.waitForLog(READY_LINE, startTimeoutMs, from);
     } catch (err) {
@@ -253,41 +235,24 @@ class SpaknockdProcess implements Spaknockd {
     }
   }
 
+  get lines(): readonly string[] {
+    return this.log.lines;
+  }
+
   mark(): number {
-    return this.lines.length;
+    return this.log.mark();
   }
 
   linesMatching(re: RegExp, fromLine = 0): string[] {
-    return this.lines.slice(fromLine).filter((l) => re.test(l));
+    return this.log.lines.slice(fromLine).filter((l) => re.test(l));
   }
 
   isRunning(): boolean {
-    return !this.exited;
+    return this.log.running;
   }
 
-  waitForLog(re: RegExp, timeoutMs = DEFAULT_WAIT_TIMEOUT_MS, fromLine = 0): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        const line = this.lines.slice(fromLine).find((l) => re.test(l));
-        if (line !== undefined) {
-          done();
-          resolve(line);
-        } else if (this.exited) {
-          done();
-          reject(new Error(`spaknockd exited before logging ${re}:\n${this.tail()}`));
-        }
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`spaknockd did not log ${re} within ${timeoutMs} ms:\n${this.tail()}`));
-      }, timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        this.waiters.delete(check);
-      };
-      this.waiters.add(check);
-      check();
-    });
+  waitForLog(re: RegExp, timeoutMs?: number, fromLine?: number): Promise<string> {
+    return this.log.waitForLog(re, timeoutMs, fromLine);
   }
 
   stop(): Promise<void> {
@@ -306,7 +271,7 @@ class SpaknockdProcess implements Spaknockd {
   }
 
   sighup(): void {
-    if (this.exited) throw new Error("spaknockd is not running");
+    if (!this.log.running) throw new Error("spaknockd is not running");
     process.kill(this.currentPid, "SIGHUP");
   }
 
@@ -358,14 +323,6 @@ class SpaknockdProcess implements Spaknockd {
       this.backend,
       ...args,
     ]);
-  }
-
-  private notify(): void {
-    for (const check of [...this.waiters]) check();
-  }
-
-  private tail(count = 40): string {
-    return this.lines.slice(-count).join("\n");
   }
 }
 
