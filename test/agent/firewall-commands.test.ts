@@ -11,7 +11,7 @@ import {
   nftSetupScript,
   parseNftTableJson,
 } from "../../agent/firewall/nftables.js";
-import type { Grant } from "../../core/index.js";
+import type { Grant, ProtoPort } from "../../core/index.js";
 
 const grant: Grant = {
   sourceIp: "198.18.0.2",
@@ -137,6 +137,72 @@ describe("iptables commands", () => {
         ],
       ),
     );
+  });
+
+  /** An iptables that keeps its chain: `-S` lists it, `iptables-restore --noflush` edits it. */
+  class ChainRunner implements CommandRunner {
+    readonly rules: string[] = [];
+    restores = 0;
+    async run(argv: readonly string[], input?: string) {
+      // Yield as execFile would, so that two callers could interleave if nothing serialised them.
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      if (argv.includes("-S")) {
+        const lines = ["-N SPAKNOCK_INPUT", ...this.rules.map((r) => `-A SPAKNOCK_INPUT ${r}`)];
+        return { stdout: `${lines.join("\n")}\n`, stderr: "" };
+      }
+      if (argv[0] === "iptables-restore") {
+        this.restores++;
+        for (const line of (input ?? "").split("\n")) {
+          if (line.startsWith("-A SPAKNOCK_INPUT ")) this.rules.push(line.slice(18));
+          if (line.startsWith("-D SPAKNOCK_INPUT ")) {
+            const at = this.rules.indexOf(line.slice(18));
+            if (at === -1) throw new Error(`iptables-restore: no such rule: ${line}`);
+            this.rules.splice(at, 1);
+          }
+        }
+      }
+      return { stdout: "", stderr: "" };
+    }
+  }
+  const tcp22 = [{ proto: "tcp" as const, port: 22 }];
+
+  it("makes no change when the same rule is already there, and says which rules hold the grant", async () => {
+    const runner = new ChainRunner();
+    const fw = new IptablesFirewall(runner, { chain: "SPAKNOCK_INPUT" });
+    const opened = await fw.open({ ...grant, ports: tcp22 });
+    expect(opened).toEqual([{ target: "SPAKNOCK_INPUT", ruleId: "198.18.0.2 tcp/22" }]);
+    await fw.open({ ...grant, ports: tcp22 });
+    expect(runner.restores).toBe(1);
+    expect(runner.rules).toHaveLength(1);
+  });
+
+  it("leaves other sources' and other ports' rules alone", async () => {
+    const runner = new ChainRunner();
+    const fw = new IptablesFirewall(runner, { chain: "SPAKNOCK_INPUT" });
+    await fw.open({ ...grant, sourceIp: "198.18.0.7", ports: tcp22 });
+    await fw.open({ ...grant, ports: [{ proto: "udp", port: 53 }] });
+    await fw.open({ ...grant, ports: tcp22, expiresAt: grant.expiresAt + 30 });
+    expect(runner.rules.map((r) => r.replace(/ -m comment.*/, ""))).toEqual([
+      "-s 198.18.0.7/32 -p tcp -m tcp --dport 22",
+      "-s 198.18.0.2/32 -p udp -m udp --dport 53",
+      "-s 198.18.0.2/32 -p tcp -m tcp --dport 22",
+    ]);
+  });
+
+  it("serialises concurrent refreshes of one source+port: one rule remains, with the last expiry", async () => {
+    // Prepare: ten knocks for the same address and port arrive at once, each a later expiry
+    const runner = new ChainRunner();
+    const fw = new IptablesFirewall(runner, { chain: "SPAKNOCK_INPUT" });
+    // Act
+    await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        fw.open({ ...grant, ports: tcp22, expiresAt: grant.expiresAt + i }),
+      ),
+    );
+    // Assess: list-then-restore never raced (a stale -D would have thrown), no duplicate stacked
+    expect(runner.rules).toEqual([
+      iptablesRuleSpec("198.18.0.2", tcp22[0] as ProtoPort, grant.expiresAt + 9).join(" "),
+    ]);
   });
 
   it("removes only expired rules", async () => {
