@@ -55,8 +55,8 @@ export class Spaknockd {
 
   constructor(private readonly parts: DaemonParts) {
     this.nowMs = parts.nowMs ?? (() => Date.now());
-    this.expiry = new TimerExpiry(parts.firewall, parts.log, () => parts.notifiers, this.nowMs);
-    const expiry = this.expiry;
+    const expiry = new TimerExpiry(parts.firewall, parts.log, parts.notifiers, this.nowMs);
+    this.expiry = expiry;
     this.pipeline = {
       get stanzas() {
         return parts.stanzas;

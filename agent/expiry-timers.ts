@@ -21,7 +21,7 @@ export class TimerExpiry implements Expiry {
   constructor(
     private readonly firewall: ManagedFirewall,
     private readonly log: Log,
-    private readonly notifiers: () => readonly Notifier[],
+    private readonly notifiers: readonly Notifier[],
     private readonly nowMs: () => number,
   ) {}
 
@@ -50,18 +50,16 @@ export class TimerExpiry implements Expiry {
       const key = portKey(grant.sourceIp, p);
       const previous = this.open.get(key);
       if (previous) clearTimeout(previous.timer);
-      this.open.set(key, { grant, timer: this.timerFor(key, grant, Date.now() + delayMs) });
+      this.open.set(key, { grant, timer: this.timerFor(key, grant, delayMs) });
     }
   }
 
-  /** A timer for `dueMs` (wall clock), re-armed in steps when it lies past setTimeout's range. */
-  private timerFor(key: string, grant: Grant, dueMs: number): NodeJS.Timeout {
-    const left = dueMs - Date.now();
-    if (left <= MAX_TIMER_MS)
-      return setTimeout(() => void this.expire(key, grant), Math.max(0, left));
+  /** A timer `delayMs` from now, re-armed in steps when that lies past setTimeout's range. */
+  private timerFor(key: string, grant: Grant, delayMs: number): NodeJS.Timeout {
+    if (delayMs <= MAX_TIMER_MS) return setTimeout(() => void this.expire(key, grant), delayMs);
     return setTimeout(() => {
       const entry = this.open.get(key);
-      if (entry?.grant === grant) entry.timer = this.timerFor(key, grant, dueMs);
+      if (entry?.grant === grant) entry.timer = this.timerFor(key, grant, delayMs - MAX_TIMER_MS);
     }, MAX_TIMER_MS);
   }
 
@@ -83,7 +81,7 @@ export class TimerExpiry implements Expiry {
       (p) => this.open.get(portKey(grant.sourceIp, p))?.grant === grant,
     );
     if (stillOpen || grant.stanza === 0) return; // adopted grants have no user to tell
-    for (const n of this.notifiers()) {
+    for (const n of this.notifiers) {
       n.closed(grant).catch((err) => {
         // A notification failure never blocks a close.
         log.warning(`notification (closed) for ${grant.sourceIp} failed: ${String(err)}`);

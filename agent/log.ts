@@ -78,7 +78,9 @@ export class SecondSums {
   private readonly counts = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly write: (counts: ReadonlyMap<string, number>) => void) {}
+  constructor(
+    private readonly write: (counts: ReadonlyMap<string, number>, total: number) => void,
+  ) {}
 
   add(key: string): void {
     this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
@@ -95,7 +97,9 @@ export class SecondSums {
     if (this.counts.size === 0) return;
     const counts = new Map(this.counts);
     this.counts.clear();
-    this.write(counts);
+    let total = 0;
+    for (const n of counts.values()) total += n;
+    this.write(counts, total);
   }
 }
 

@@ -42,15 +42,13 @@ export class Relay {
   private inFlight = 0;
   readonly stats = { received: 0, forwarded: 0, dropped: 0, failed: 0 };
   /** Forwarded packets by source, logged as one line per second. */
-  private readonly forwarded = new SecondSums((bySource) => {
-    const total = [...bySource.values()].reduce((a, b) => a + b, 0);
+  private readonly forwarded = new SecondSums((bySource, total) => {
     this.log.info(
       `forwarded ${total} SPA packet${total === 1 ? "" : "s"} to ${this.options.functionName} in the last second, by source: ${describeCounts(bySource)}`,
     );
   });
   /** Datagrams dropped because too many invocations were in flight, one line per second. */
-  private readonly overloaded = new SecondSums((bySource) => {
-    const total = [...bySource.values()].reduce((a, b) => a + b, 0);
+  private readonly overloaded = new SecondSums((bySource, total) => {
     this.log.warning(
       `dropped ${total} datagram${total === 1 ? "" : "s"} in the last second: OVERLOAD (${this.options.maxInFlight} invocations in flight), by source: ${describeCounts(bySource)}`,
     );

@@ -18,7 +18,7 @@ export function confError(where: { file: string; line: number }, what: string): 
   return new SpaError("CONFIG_INVALID", `${where.file}:${where.line}: ${what}`);
 }
 
-/** Levenshtein distance, stopping early once it exceeds `limit` (keywords are short). */
+/** Levenshtein distance; `limit + 1` at once when the lengths alone differ by more than `limit`. */
 function editDistance(a: string, b: string, limit: number): number {
   if (Math.abs(a.length - b.length) > limit) return limit + 1;
   let previous = Array.from({ length: b.length + 1 }, (_, j) => j);

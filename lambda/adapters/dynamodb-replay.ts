@@ -11,16 +11,12 @@ import {
   type DynamoDBClient,
   PutItemCommand,
 } from "@aws-sdk/client-dynamodb";
-import { type ReplayCache, type ReplayMeta, replayRetainUntil } from "../../core/index.js";
-
-export interface ReplayRetention {
-  /** MAX_SPA_PACKET_AGE, seconds. */
-  readonly maxPacketAge: number;
-  /** How long after the relay received a packet the function still accepts its event. */
-  readonly eventLagSec: number;
-  /** Allowance for skew between the relay's, the client's and the function's clocks. */
-  readonly marginSec: number;
-}
+import {
+  type ReplayCache,
+  type ReplayMeta,
+  type ReplayRetention,
+  replayRetainUntil,
+} from "../../core/index.js";
 
 /**
  * No `seen` look-up: a consistent read before the HMAC would make every forged datagram a paid
@@ -35,12 +31,6 @@ export class DynamoDbReplayCache implements ReplayCache {
     private readonly nowSec: () => number = () => Math.floor(Date.now() / 1000),
   ) {}
 
-  /** The item's expiry: past every moment a copy of the packet could still pass the age check. */
-  private expiryOf(meta: ReplayMeta, nowSec: number): number {
-    const { maxPacketAge, eventLagSec, marginSec } = this.retention;
-    return replayRetainUntil(meta, nowSec, maxPacketAge, eventLagSec, marginSec);
-  }
-
   async claim(digest: string, meta: ReplayMeta): Promise<boolean> {
     const now = this.nowSec();
     try {
@@ -53,7 +43,7 @@ export class DynamoDbReplayCache implements ReplayCache {
             sourcePort: { N: String(meta.sourcePort) },
             seenAt: { N: String(meta.seenAt) },
             packetTime: { N: String(meta.packetTime) },
-            expiresAt: { N: String(this.expiryOf(meta, now)) },
+            expiresAt: { N: String(replayRetainUntil(meta, now, this.retention)) },
           },
           ConditionExpression: "attribute_not_exists(pk) OR expiresAt < :now",
           ExpressionAttributeValues: { ":now": { N: String(now) } },

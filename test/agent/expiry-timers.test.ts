@@ -52,12 +52,7 @@ describe("TimerExpiry", () => {
   ])("logs and notifies the close of a %s grant at its expiry, not before", async (_n, timeout) => {
     // Prepare
     const r = recorder();
-    const expiry = new TimerExpiry(
-      new DryRunFirewall(),
-      r.log,
-      () => [r.notifier],
-      () => Date.now(),
-    );
+    const expiry = new TimerExpiry(new DryRunFirewall(), r.log, [r.notifier], () => Date.now());
     const grant = grantFor(timeout);
     // Act
     await expiry.scheduleClose(grant, []);
@@ -76,12 +71,7 @@ describe("TimerExpiry", () => {
 
   it("a refresh moves the close: the first grant's timer reports nothing", async () => {
     const r = recorder();
-    const expiry = new TimerExpiry(
-      new DryRunFirewall(),
-      r.log,
-      () => [r.notifier],
-      () => Date.now(),
-    );
+    const expiry = new TimerExpiry(new DryRunFirewall(), r.log, [r.notifier], () => Date.now());
     const first = grantFor(30);
     await expiry.scheduleClose(first, []);
     await vi.advanceTimersByTimeAsync(20_000);

@@ -333,13 +333,6 @@ export function iamRequestsOf(calls: readonly RecordedCall[], session?: string):
           `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${i.TableName}`,
         );
         break;
-      case "GetItem":
-        push(
-          command,
-          "dynamodb:GetItem",
-          `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${i.TableName}`,
-        );
-        break;
       case "GetSecretValue":
         push(command, "secretsmanager:GetSecretValue", i.SecretId);
         break;
