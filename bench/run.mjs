@@ -41,7 +41,6 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
 import { NFT_TABLE, startFwknopd, startSpaknockd } from "./lib/daemons.mjs";
-import { createBenchNet, findExecutable } from "./lib/netns.mjs";
 import { formatNumber, loadAverage, machineInfo, percentile, renderTable } from "./lib/report.mjs";
 
 const REPO = fileURLToPath(new URL("..", import.meta.url));
@@ -49,6 +48,13 @@ const AGENT = fileURLToPath(new URL("./lib/client-agent.mjs", import.meta.url));
 const TCP_SINK = fileURLToPath(new URL("./lib/tcp-sink.mjs", import.meta.url));
 const NFT_TIMING = fileURLToPath(new URL("./lib/nft-timing.mjs", import.meta.url));
 const CLI = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
+// The namespace harness the e2e tests use, compiled from test/helpers/netns.ts by `npm run bench`.
+const HARNESS = new URL("../build/harness/netns.js", import.meta.url);
+if (!existsSync(CLI) || !existsSync(HARNESS)) {
+  process.stderr.write("bench: run `npm run bench` (it builds dist/ and build/harness/)\n");
+  process.exit(2);
+}
+const { createTestNet, findExecutable } = await import(HARNESS.href);
 const RC_STANZA = "bench";
 const BUILD_CONCURRENCY = Math.max(2, availableParallelism() * 2);
 const execFileAsync = promisify(execFile);
@@ -59,9 +65,10 @@ const GRANT_SECONDS = 120;
 const FLOOD_KNOCKS = 10;
 const FLOOD_GRACE_MS = 2_000;
 const SETTLE_MS = 1_000;
-// Junk "from many sources" comes from non-local addresses of this range in the client namespace
-// (inside 198.18.0.0/15, apart from the bench's own 198.19.x.0/24 nets).
-const SPOOF_RANGE = "198.18.0.0/16";
+// Junk "from many sources" comes from non-local addresses of one /16 of 198.18.0.0/15 in the
+// client namespace: the half the namespace pair's own /24 is not in.
+const spoofHalf = (net) => (net.subnetPrefix.startsWith("198.18.") ? "198.19" : "198.18");
+const SPOOF_RANGE = "the other /16 of 198.18.0.0/15";
 const MAX_JUNK_SOURCES = 16_000;
 // The CPU-per-packet burst is spread over this many sources, so per-source limits in front of a
 // daemon (spaknockd's SPA_RATE_LIMIT) let every datagram through to it.
@@ -126,7 +133,6 @@ function checkPrerequisites() {
   for (const tool of ["ip", "nft", "iptables", "fwknopd"]) {
     if (findExecutable(tool) === undefined) usage(`${tool} is not installed`);
   }
-  if (!existsSync(CLI)) usage("dist/ is missing: run `npm run build` first");
 }
 
 /**
@@ -176,7 +182,9 @@ function packetBuilder(net, keys) {
 /** Runs the client agent inside the client namespace with `job`; resolves with its result. */
 function runAgent(net, job, timeoutMs) {
   return new Promise((resolve, reject) => {
-    const child = net.spawn(net.client.ns, [process.execPath, AGENT]);
+    const child = net.spawn(net.client.ns, [process.execPath, AGENT], {
+      stdio: ["pipe", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (chunk) => {
@@ -217,13 +225,13 @@ function waitForListening(child) {
   });
 }
 
-/** `count` junk source addresses: the client's own address, or non-local ones from SPOOF_RANGE. */
+/** `count` junk source addresses: the client's own address, or non-local ones (spoofHalf). */
 function junkSources(net, count) {
   if (count === 1) return [net.client.ip];
   const out = [];
   for (let i = 1; out.length < count; i++) {
     if ((i & 255) === 0 || (i & 255) === 255) continue;
-    out.push(`198.18.${i >> 8}.${i & 255}`);
+    out.push(`${spoofHalf(net)}.${i >> 8}.${i & 255}`);
   }
   return out;
 }
@@ -331,7 +339,7 @@ async function timeNft(net, runs) {
     process.execPath,
     NFT_TIMING,
     NFT_TABLE,
-    `${net.subnet}.250`,
+    `${net.subnetPrefix}.250`,
     String(TCP_PORT),
     String(runs),
   ]);
@@ -350,7 +358,11 @@ async function timeNft(net, runs) {
 /** Element count of each set in spaknockd's table, e.g. { allow_tcp: 21, spa_rate: 4096 }. */
 async function nftSetSizes(net) {
   try {
-    const json = await net.exec(net.server.ns, ["nft", "-j", "list", "table", "inet", NFT_TABLE]);
+    const { stdout: json } = await net.exec(
+      net.server.ns,
+      ["nft", "-j", "list", "table", "inet", NFT_TABLE],
+      { check: true },
+    );
     const sizes = {};
     for (const item of JSON.parse(json).nftables ?? []) {
       if (item.set !== undefined) sizes[item.set.name] = item.set.elem?.length ?? 0;
@@ -368,7 +380,7 @@ async function nftDiagnostics(net) {
 async function benchDaemon(name) {
   const floodSpecs = settings.floods[name];
   progress(`${name}: creating namespaces`);
-  const net = await createBenchNet(name);
+  const net = await createTestNet();
   try {
     const sink = net.spawn(net.server.ns, [process.execPath, TCP_SINK, String(TCP_PORT)]);
     await waitForListening(sink);
@@ -376,7 +388,7 @@ async function benchDaemon(name) {
     const latencyAddrs = await net.addClientAddresses(settings.knocks + 1);
     const floodAddrs = [];
     for (const _ of floodSpecs) floodAddrs.push(await net.addClientAddresses(FLOOD_KNOCKS));
-    await net.allowClientSourcesFrom(SPOOF_RANGE);
+    await net.allowClientSourcesFrom(`${spoofHalf(net)}.0.0/16`);
     const keys = {
       key: randomBytes(32).toString("base64"),
       hmacKey: randomBytes(64).toString("base64"),

@@ -6,13 +6,15 @@
  */
 import type { EC2Client } from "@aws-sdk/client-ec2";
 import { z } from "zod";
+import type { Notifier } from "../core/index.js";
 import { ec2ClientFactory } from "./adapters/opener-role.js";
 import {
+  grantOfRule,
   listManagedRules,
   type ManagedRule,
   revokeRules,
 } from "./adapters/security-group-firewall.js";
-import { publishNotice } from "./adapters/sns-notifier.js";
+import { SnsNotifier } from "./adapters/sns-notifier.js";
 import type { AwsClients, StructuredLog } from "./clients.js";
 import type { RevokeEnvironment } from "./environment.js";
 
@@ -42,6 +44,9 @@ export function createRevokeService(
   const ec2For = ec2ClientFactory(clients.ec2, clients.sts, env.OPENER_ROLE_ARN);
   const now = () => Math.floor(nowMs() / 1000);
   const expired = (r: ManagedRule) => r.expiresAt === null || r.expiresAt <= now();
+  const notifiers: readonly Notifier[] = env.NOTIFY_TOPIC_ARN
+    ? [new SnsNotifier(clients.sns, env.NOTIFY_TOPIC_ARN)]
+    : [];
 
   async function revokeGroup(
     groupId: string,
@@ -80,15 +85,11 @@ export function createRevokeService(
           expiresAt: r.expiresAt,
         });
         done.push(r.ruleId);
-        if (env.NOTIFY_TOPIC_ARN) {
-          await publishNotice(clients.sns, env.NOTIFY_TOPIC_ARN, {
-            event: "closed",
-            sourceIp: (r.cidr ?? "?").replace(/\/32$/, ""),
-            username: r.user ?? "?",
-            ports: r.port === null ? "?" : String(r.port),
-            expiresAt: r.expiresAt,
-            groups: [groupId],
-          }).catch((err) => log.warn("notification failed", { error: String(err) }));
+        const grant = grantOfRule(r, now());
+        for (const notifier of notifiers) {
+          await notifier
+            .closed(grant)
+            .catch((err) => log.warn("notification failed", { error: String(err) }));
         }
       }
     }

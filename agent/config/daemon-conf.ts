@@ -99,21 +99,21 @@ export const IGNORED_DAEMON_KEYWORDS = new Set(
     "FIREWD_INPUT_ACCESS FIREWD_FORWARD_ACCESS FIREWD_DNAT_ACCESS FIREWD_SNAT_ACCESS " +
     "FIREWD_MASQUERADE_ACCESS FIREWD_OUTPUT_ACCESS FLUSH_FIREWD_AT_INIT FLUSH_FIREWD_AT_EXIT " +
     "FLUSH_IPFW_AT_INIT FLUSH_IPFW_AT_EXIT IPFW_START_RULE_NUM IPFW_MAX_RULES IPFW_ACTIVE_SET_NUM " +
-    "IPFW_EXPIRE_SET_NUM IPFW_EXPIRE_PURGE_INTERVAL IPFW_ADD_CHECK_STATE PF_ANCHOR_NAME PF_EXPIRE_INTERVAL " +
-    "ENABLE_TCP_SERVER"
+    "IPFW_EXPIRE_SET_NUM IPFW_EXPIRE_PURGE_INTERVAL IPFW_ADD_CHECK_STATE PF_ANCHOR_NAME PF_EXPIRE_INTERVAL"
   ).split(/\s+/),
 );
 
-/** The keywords parseDaemonConf acts on (one `case` each), for "did you mean" hints. */
-const DAEMON_KEYWORDS = (
-  "PCAP_INTF PCAP_FILTER ENABLE_PCAP_PROMISC MAX_SNIFF_BYTES ENABLE_UDP_SERVER UDPSERV_PORT " +
-  "UDPSERV_ADDRESS ENABLE_SPA_PACKET_AGING MAX_SPA_PACKET_AGE ENABLE_DIGEST_PERSISTENCE DIGEST_FILE " +
-  "FWKNOP_RUN_DIR FWKNOP_PID_FILE ACCESS_FILE SYSLOG_IDENTITY SYSLOG_FACILITY VERBOSE " +
-  "FLUSH_IPT_AT_INIT FLUSH_IPT_AT_EXIT FIREWALL_BACKEND GUARD_PORTS NFT_TABLE SPA_RATE_LIMIT " +
-  "IPT_CHAIN EMAIL_ADDRESSES SMTP_HOST SMTP_PORT SMTP_FROM SMTP_TLS NOTIFY_EXEC"
-).split(" ");
-
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** The settings while fwknopd.conf is read, and the lines that only count together. */
+interface DaemonDraft {
+  readonly s: Mutable<DaemonSettings>;
+  readonly smtp: Mutable<DaemonSettings["smtp"]>;
+  aging: boolean;
+  maxAge: number;
+  persistence: boolean;
+  digestFile: string | null;
+}
 
 function expandVariables(lines: readonly ConfLine[]): ConfLine[] {
   const seen = new Map<string, string>();
@@ -133,143 +133,153 @@ function requireValue(l: ConfLine): string {
   return l.value;
 }
 
+/** What each fwknopd.conf keyword spaknockd acts on does to the settings being read. */
+const DAEMON_KEYWORDS: Readonly<Record<string, (l: ConfLine, d: DaemonDraft) => void>> = {
+  PCAP_INTF: (l, d) => {
+    d.s.pcapInterface = requireValue(l);
+  },
+  PCAP_FILTER: (l, d) => {
+    d.s.pcapFilter = requireValue(l);
+  },
+  ENABLE_PCAP_PROMISC: (l, d) => {
+    d.s.pcapPromiscuous = parseYesNo(l.value);
+  },
+  MAX_SNIFF_BYTES: (l, d) => {
+    d.s.pcapSnapLength = parseBoundedInt(l, 100, 65535);
+  },
+  ENABLE_UDP_SERVER: (l, d) => {
+    d.s.capture = parseYesNo(l.value) ? "udp" : "pcap";
+  },
+  UDPSERV_PORT: (l, d) => {
+    d.s.udpPort = parseBoundedInt(l, 1, 65535);
+  },
+  UDPSERV_ADDRESS: (l, d) => {
+    if (!isValidIpv4(l.value)) throw confError(l, "UDPSERV_ADDRESS must be an IPv4 address");
+    d.s.udpListenAddress = l.value;
+  },
+  ENABLE_SPA_PACKET_AGING: (l, d) => {
+    d.aging = parseYesNo(l.value);
+  },
+  MAX_SPA_PACKET_AGE: (l, d) => {
+    d.maxAge = parseBoundedInt(l, 1, 100000);
+  },
+  ENABLE_DIGEST_PERSISTENCE: (l, d) => {
+    d.persistence = parseYesNo(l.value);
+  },
+  DIGEST_FILE: (l, d) => {
+    d.digestFile = requireValue(l);
+  },
+  FWKNOP_RUN_DIR: (l, d) => {
+    d.s.runDir = requireValue(l);
+  },
+  FWKNOP_PID_FILE: (l, d) => {
+    d.s.pidFile = requireValue(l);
+  },
+  ACCESS_FILE: (l, d) => {
+    d.s.accessFile = requireValue(l);
+  },
+  SYSLOG_IDENTITY: (l, d) => {
+    d.s.syslogIdentity = requireValue(l);
+  },
+  SYSLOG_FACILITY: (l, d) => {
+    if (!/^LOG_(DAEMON|LOCAL[0-7]|AUTH|AUTHPRIV|USER)$/.test(l.value)) {
+      throw confError(
+        l,
+        "SYSLOG_FACILITY must be LOG_DAEMON, LOG_LOCAL0..7, LOG_AUTH(PRIV) or LOG_USER",
+      );
+    }
+    d.s.syslogFacility = l.value;
+  },
+  VERBOSE: (l, d) => {
+    d.s.verbose = parseYesNo(l.value) || /^[1-9]/.test(l.value);
+  },
+  FLUSH_IPT_AT_INIT: (l, d) => {
+    d.s.flushAtInit = parseYesNo(l.value);
+  },
+  FLUSH_IPT_AT_EXIT: (l, d) => {
+    d.s.flushAtExit = parseYesNo(l.value);
+  },
+  FIREWALL_BACKEND: (l, d) => {
+    if (!["nftables", "iptables", "auto"].includes(l.value)) {
+      throw confError(l, "FIREWALL_BACKEND must be nftables, iptables or auto");
+    }
+    d.s.firewallBackend = l.value as FirewallBackendName;
+  },
+  GUARD_PORTS: (l, d) => {
+    d.s.guardPorts = parsePortListLine(l);
+  },
+  NFT_TABLE: (l, d) => {
+    if (!/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(l.value))
+      throw confError(l, "NFT_TABLE: letters, digits, _");
+    d.s.nftTable = l.value;
+  },
+  SPA_RATE_LIMIT: (l, d) => {
+    d.s.spaRateLimit = parseBoundedInt(l, 0, 100000);
+  },
+  IPT_CHAIN: (l, d) => {
+    if (!/^[A-Za-z][A-Za-z0-9_]{0,27}$/.test(l.value))
+      throw confError(l, "IPT_CHAIN: letters, digits, _");
+    d.s.iptablesChain = l.value;
+  },
+  EMAIL_ADDRESSES: (l, d) => {
+    d.s.emailAddresses = l.value
+      .split(/[,\s]+/)
+      .filter((a) => a.length > 0)
+      .map((a) => {
+        if (!/^[^@\s]+@[^@\s]+$/.test(a)) throw confError(l, `"${a}" is not an email address`);
+        return a;
+      });
+  },
+  SMTP_HOST: (l, d) => {
+    d.smtp.host = requireValue(l);
+  },
+  SMTP_PORT: (l, d) => {
+    d.smtp.port = parseBoundedInt(l, 1, 65535);
+  },
+  SMTP_FROM: (l, d) => {
+    d.smtp.from = requireValue(l);
+  },
+  SMTP_TLS: (l, d) => {
+    d.smtp.secure = parseYesNo(l.value);
+  },
+  NOTIFY_EXEC: (l, d) => {
+    if (!l.value.startsWith("/")) throw confError(l, "NOTIFY_EXEC must be an absolute path");
+    d.s.notifyExec = l.value;
+  },
+};
+
 /** Reads fwknopd.conf lines into settings; `ignored` is told once per ignored keyword. */
 export function parseDaemonConf(
   rawLines: readonly ConfLine[],
   ignored: (line: ConfLine) => void,
 ): DaemonSettings {
   const smtp: Mutable<DaemonSettings["smtp"]> = { ...DAEMON_DEFAULTS.smtp };
-  const s: Mutable<DaemonSettings> = { ...DAEMON_DEFAULTS, smtp };
-  let aging = true;
-  let maxAge = 120;
-  let persistence = true;
-  let digestFile: string | null = null;
+  const d: DaemonDraft = {
+    s: { ...DAEMON_DEFAULTS, smtp },
+    smtp,
+    aging: true,
+    maxAge: 120,
+    persistence: true,
+    digestFile: null,
+  };
   const reported = new Set<string>();
   for (const l of expandVariables(rawLines)) {
     if (l.value === "__CHANGEME__")
       throw confError(l, `${l.keyword} still has the placeholder __CHANGEME__`);
-    switch (l.keyword) {
-      case "PCAP_INTF":
-        s.pcapInterface = requireValue(l);
-        break;
-      case "PCAP_FILTER":
-        s.pcapFilter = requireValue(l);
-        break;
-      case "ENABLE_PCAP_PROMISC":
-        s.pcapPromiscuous = parseYesNo(l.value);
-        break;
-      case "MAX_SNIFF_BYTES":
-        s.pcapSnapLength = parseBoundedInt(l, 100, 65535);
-        break;
-      case "ENABLE_UDP_SERVER":
-        s.capture = parseYesNo(l.value) ? "udp" : "pcap";
-        break;
-      case "UDPSERV_PORT":
-        s.udpPort = parseBoundedInt(l, 1, 65535);
-        break;
-      case "UDPSERV_ADDRESS":
-        if (!isValidIpv4(l.value)) throw confError(l, "UDPSERV_ADDRESS must be an IPv4 address");
-        s.udpListenAddress = l.value;
-        break;
-      case "ENABLE_SPA_PACKET_AGING":
-        aging = parseYesNo(l.value);
-        break;
-      case "MAX_SPA_PACKET_AGE":
-        maxAge = parseBoundedInt(l, 1, 100000);
-        break;
-      case "ENABLE_DIGEST_PERSISTENCE":
-        persistence = parseYesNo(l.value);
-        break;
-      case "DIGEST_FILE":
-        digestFile = requireValue(l);
-        break;
-      case "FWKNOP_RUN_DIR":
-        s.runDir = requireValue(l);
-        break;
-      case "FWKNOP_PID_FILE":
-        s.pidFile = requireValue(l);
-        break;
-      case "ACCESS_FILE":
-        s.accessFile = requireValue(l);
-        break;
-      case "SYSLOG_IDENTITY":
-        s.syslogIdentity = requireValue(l);
-        break;
-      case "SYSLOG_FACILITY":
-        if (!/^LOG_(DAEMON|LOCAL[0-7]|AUTH|AUTHPRIV|USER)$/.test(l.value)) {
-          throw confError(
-            l,
-            "SYSLOG_FACILITY must be LOG_DAEMON, LOG_LOCAL0..7, LOG_AUTH(PRIV) or LOG_USER",
-          );
-        }
-        s.syslogFacility = l.value;
-        break;
-      case "VERBOSE":
-        s.verbose = parseYesNo(l.value) || /^[1-9]/.test(l.value);
-        break;
-      case "FLUSH_IPT_AT_INIT":
-        s.flushAtInit = parseYesNo(l.value);
-        break;
-      case "FLUSH_IPT_AT_EXIT":
-        s.flushAtExit = parseYesNo(l.value);
-        break;
-      case "FIREWALL_BACKEND":
-        if (!["nftables", "iptables", "auto"].includes(l.value)) {
-          throw confError(l, "FIREWALL_BACKEND must be nftables, iptables or auto");
-        }
-        s.firewallBackend = l.value as FirewallBackendName;
-        break;
-      case "GUARD_PORTS":
-        s.guardPorts = parsePortListLine(l);
-        break;
-      case "NFT_TABLE":
-        if (!/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(l.value))
-          throw confError(l, "NFT_TABLE: letters, digits, _");
-        s.nftTable = l.value;
-        break;
-      case "SPA_RATE_LIMIT":
-        s.spaRateLimit = parseBoundedInt(l, 0, 100000);
-        break;
-      case "IPT_CHAIN":
-        if (!/^[A-Za-z][A-Za-z0-9_]{0,27}$/.test(l.value))
-          throw confError(l, "IPT_CHAIN: letters, digits, _");
-        s.iptablesChain = l.value;
-        break;
-      case "EMAIL_ADDRESSES":
-        s.emailAddresses = l.value
-          .split(/[,\s]+/)
-          .filter((a) => a.length > 0)
-          .map((a) => {
-            if (!/^[^@\s]+@[^@\s]+$/.test(a)) throw confError(l, `"${a}" is not an email address`);
-            return a;
-          });
-        break;
-      case "SMTP_HOST":
-        smtp.host = requireValue(l);
-        break;
-      case "SMTP_PORT":
-        smtp.port = parseBoundedInt(l, 1, 65535);
-        break;
-      case "SMTP_FROM":
-        smtp.from = requireValue(l);
-        break;
-      case "SMTP_TLS":
-        smtp.secure = parseYesNo(l.value);
-        break;
-      case "NOTIFY_EXEC":
-        if (!l.value.startsWith("/")) throw confError(l, "NOTIFY_EXEC must be an absolute path");
-        s.notifyExec = l.value;
-        break;
-      default:
-        if (!IGNORED_DAEMON_KEYWORDS.has(l.keyword))
-          throw unknownKeyword(l, [...DAEMON_KEYWORDS, ...IGNORED_DAEMON_KEYWORDS]);
-        if (!reported.has(l.keyword)) ignored(l);
-        reported.add(l.keyword);
+    const read = Object.hasOwn(DAEMON_KEYWORDS, l.keyword) ? DAEMON_KEYWORDS[l.keyword] : undefined;
+    if (read !== undefined) {
+      read(l, d);
+      continue;
     }
+    if (!IGNORED_DAEMON_KEYWORDS.has(l.keyword))
+      throw unknownKeyword(l, [...Object.keys(DAEMON_KEYWORDS), ...IGNORED_DAEMON_KEYWORDS]);
+    if (!reported.has(l.keyword)) ignored(l);
+    reported.add(l.keyword);
   }
-  s.maxPacketAge = aging ? maxAge : null;
-  s.digestFile = persistence
-    ? (digestFile ??
+  const { s } = d;
+  s.maxPacketAge = d.aging ? d.maxAge : null;
+  s.digestFile = d.persistence
+    ? (d.digestFile ??
       `${s.runDir === DAEMON_DEFAULTS.runDir ? "/var/lib/spaknock" : s.runDir}/digest.cache`)
     : null;
   return s;

@@ -1,90 +1,40 @@
-// Starting the two daemons under test inside a bench net's server namespace, and reading their
-// CPU time and memory from /proc.
+// The two daemons under test, started by the same helpers the e2e and interop tests use
+// (test/helpers/fwknopd.ts and spaknockd.ts, compiled to build/harness/ by `npm run bench`), and
+// their CPU time, memory and UDP counters read from /proc.
 //
 // Each daemon gets its own 0700 directory for configs (0600, the only place keys are written), PID
 // file, run dir and digest cache; no key is ever put on a command line.
 
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { findExecutable, terminate } from "./netns.mjs";
+import { readdirSync, readFileSync } from "node:fs";
 
-const REPO = fileURLToPath(new URL("../..", import.meta.url));
+const fwknopdHelper = await import("../../build/harness/fwknopd.js");
+const spaknockdHelper = await import("../../build/harness/spaknockd.js");
+
 const START_TIMEOUT_MS = 20_000;
 const CLOCK_TICKS_PER_SEC = 100; // USER_HZ on Linux
 /** spaknockd's own nftables table in the bench (`inet <name>`). */
 export const NFT_TABLE = "spaknockbench";
 
-function accessStanza(keys, tcpPort, timeoutSec) {
-  return [
-    "SOURCE ANY",
-    `KEY_BASE64 ${keys.key}`,
-    `HMAC_KEY_BASE64 ${keys.hmacKey}`,
-    `OPEN_PORTS tcp/${tcpPort}`,
-    `FW_ACCESS_TIMEOUT ${timeoutSec}`,
-    "",
-  ].join("\n");
-}
+const stanza = (keys, tcpPort, timeoutSec) => ({
+  keyBase64: keys.key,
+  hmacKeyBase64: keys.hmacKey,
+  openPorts: `tcp/${tcpPort}`,
+  fwAccessTimeout: timeoutSec,
+});
 
-/** A running daemon: its PID (the real process, `ip netns exec` execs in place) and log lines. */
+/** A running daemon (a helper's handle) and what the bench reads of it from /proc. */
 class Daemon {
-  constructor(name, child, readyLine) {
+  constructor(name, handle) {
     this.name = name;
-    this.child = child;
-    this.pid = child.pid;
-    /** @type {string[]} */
-    this.lines = [];
-    this.exited = false;
-    const partial = { stdout: "", stderr: "" };
-    const waiters = new Set();
-    this.waiters = waiters;
-    for (const stream of ["stdout", "stderr"]) {
-      child[stream].setEncoding("utf8").on("data", (chunk) => {
-        const parts = (partial[stream] + chunk).split("\n");
-        partial[stream] = parts.pop() ?? "";
-        this.lines.push(...parts);
-        for (const w of [...waiters]) w();
-      });
-    }
-    child.once("exit", (code, signal) => {
-      this.exited = true;
-      this.lines.push(`[bench] ${name} exited (code ${code}, signal ${signal})`);
-      for (const w of [...waiters]) w();
-    });
-    this.ready = this.waitForLog(readyLine, START_TIMEOUT_MS);
-  }
-
-  waitForLog(re, timeoutMs, fromLine = 0) {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const line = this.lines.slice(fromLine).find((l) => re.test(l));
-        if (line !== undefined) {
-          done();
-          resolve(line);
-        } else if (this.exited) {
-          done();
-          reject(new Error(`${this.name} exited before logging ${re}:\n${this.tail()}`));
-        }
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`${this.name} did not log ${re} within ${timeoutMs} ms:\n${this.tail()}`));
-      }, timeoutMs);
-      const done = () => {
-        clearTimeout(timer);
-        this.waiters.delete(check);
-      };
-      this.waiters.add(check);
-      check();
-    });
-  }
-
-  tail(count = 30) {
-    return this.lines.slice(-count).join("\n");
+    this.handle = handle;
+    this.pid = handle.pid;
   }
 
   assertAlive() {
-    if (this.exited) throw new Error(`${this.name} is no longer running:\n${this.tail()}`);
+    if (!this.handle.isRunning())
+      throw new Error(
+        `${this.name} is no longer running:\n${this.handle.lines.slice(-30).join("\n")}`,
+      );
   }
 
   /** CPU time so far, all threads: utime+stime from /proc/<pid>/stat, in seconds. */
@@ -130,55 +80,26 @@ class Daemon {
   }
 
   stop() {
-    return terminate(this.child, 5_000);
+    return this.handle.stop();
   }
 }
 
 /**
- * fwknopd 2.6.x as the test harness runs it: pcap on the server veth, `-f -c -a -i -r -p -d`,
+ * fwknopd 2.6.x as the interop tests run it: pcap on the server veth, `-f -c -a -i -r -p -d`,
  * its own FWKNOP_INPUT chain jumped to from INPUT 1. The guarded port is then dropped by an
  * admin rule appended to INPUT, as in fwknopd's documented setup; udp/62201 is dropped too (pcap
  * sees the datagrams before netfilter), so junk does not make the kernel answer with ICMP.
  */
 export async function startFwknopd(net, { keys, tcpPort, timeoutSec, spaPort, verbose }) {
-  const exe = findExecutable("fwknopd");
-  if (exe === undefined)
-    throw new Error("fwknopd is not installed (apt-get install fwknop-server)");
-  const dir = net.makeTempDir("fwknopd");
-  const confPath = join(dir, "fwknopd.conf");
-  const accessPath = join(dir, "access.conf");
-  const digestPath = join(dir, "digest.cache");
-  const pidPath = join(dir, "fwknopd.pid");
-  const conf = [
-    `PCAP_INTF ${net.server.iface}`,
-    `FWKNOP_RUN_DIR ${dir}`,
-    `FWKNOP_PID_FILE ${pidPath}`,
-    `DIGEST_FILE ${digestPath}`,
-    "",
-  ].join("\n");
-  writeFileSync(confPath, conf, { mode: 0o600, flag: "wx" });
-  writeFileSync(accessPath, accessStanza(keys, tcpPort, timeoutSec), { mode: 0o600, flag: "wx" });
-  const argv = [
-    exe,
-    "-f",
-    "-c",
-    confPath,
-    "-a",
-    accessPath,
-    "-i",
-    net.server.iface,
-    "-r",
-    dir,
-    "-p",
-    pidPath,
-    "-d",
-    digestPath,
-  ];
-  if (verbose) argv.push("-v");
-  const child = net.spawn(net.server.ns, argv, { cwd: dir });
-  const daemon = new Daemon("fwknopd", child, /Starting fwknopd main event loop/);
-  await daemon.ready;
-  const ipt = (...args) => net.exec(net.server.ns, ["iptables", "-w", ...args]);
+  const skip = fwknopdHelper.fwknopdSkipReason();
+  if (skip !== undefined) throw new Error(skip);
+  const handle = await fwknopdHelper.startFwknopd(net, {
+    stanzas: [stanza(keys, tcpPort, timeoutSec)],
+    verbose,
+    startTimeoutMs: START_TIMEOUT_MS,
+  });
+  const ipt = async (...args) =>
+    (await net.exec(net.server.ns, ["iptables", "-w", ...args], { check: true })).stdout;
   await ipt("-A", "INPUT", "-p", "tcp", "--dport", String(tcpPort), "-j", "DROP");
   await ipt("-A", "INPUT", "-p", "udp", "--dport", String(spaPort), "-j", "DROP");
   const input = await ipt("-S", "INPUT");
@@ -186,39 +107,24 @@ export async function startFwknopd(net, { keys, tcpPort, timeoutSec, spaPort, ve
   if (first !== "-A INPUT -j FWKNOP_INPUT") {
     throw new Error(`fwknopd's jump is not the first INPUT rule:\n${input}`);
   }
-  return daemon;
+  return new Daemon("fwknopd", handle);
 }
 
 /**
- * spaknockd from dist/: nftables backend with its own table (which itself drops the guarded
- * port), UDP socket capture (the default), everything else in a private directory.
+ * spaknockd from dist/ as the e2e tests run it: nftables backend with its own table (which itself
+ * drops the guarded port), UDP socket capture (the default), everything else in a private
+ * directory.
  */
 export async function startSpaknockd(net, { keys, tcpPort, timeoutSec, verbose }) {
-  const dir = net.makeTempDir("spaknockd");
-  const confPath = join(dir, "fwknopd.conf");
-  const accessPath = join(dir, "access.conf");
-  const conf = [
-    "FIREWALL_BACKEND nftables",
-    `NFT_TABLE ${NFT_TABLE}`,
-    `DIGEST_FILE ${join(dir, "digest.cache")}`,
-    `FWKNOP_RUN_DIR ${dir}`,
-    `FWKNOP_PID_FILE ${join(dir, "spaknockd.pid")}`,
-    "",
-  ].join("\n");
-  writeFileSync(confPath, conf, { mode: 0o600, flag: "wx" });
-  writeFileSync(accessPath, accessStanza(keys, tcpPort, timeoutSec), { mode: 0o600, flag: "wx" });
-  const argv = [
-    process.execPath,
-    join(REPO, "dist/agent/main.js"),
-    "-f",
-    "-c",
-    confPath,
-    "-a",
-    accessPath,
-  ];
-  if (verbose) argv.push("-v");
-  const child = net.spawn(net.server.ns, argv, { cwd: dir });
-  const daemon = new Daemon("spaknockd", child, /spaknockd started/);
-  await daemon.ready;
-  return daemon;
+  const skip = spaknockdHelper.spaknockdSkipReason("nftables");
+  if (skip !== undefined) throw new Error(skip);
+  const handle = await spaknockdHelper.startSpaknockd(net, {
+    backend: "nftables",
+    capture: "udp",
+    stanzas: [stanza(keys, tcpPort, timeoutSec)],
+    table: NFT_TABLE,
+    verbose,
+    startTimeoutMs: START_TIMEOUT_MS,
+  });
+  return new Daemon("spaknockd", handle);
 }

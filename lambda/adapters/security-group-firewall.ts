@@ -327,7 +327,31 @@ export interface ManagedRule {
   readonly expiresAt: number | null;
   readonly user: string | null;
   readonly cidr: string | null;
+  /** `tcp` or `udp` (EC2's IpProtocol), or null for anything else. */
+  readonly proto: "tcp" | "udp" | null;
   readonly port: number | null;
+  /** The access stanza that opened it (its `spaknock:stanza` tag), or 0 when unknown. */
+  readonly stanza: number;
+}
+
+/**
+ * The grant a managed rule holds, as far as the rule tells (for the Notifier when it closes): one
+ * port, the group as its target. EC2 keeps no open time, so `openedAt` is the expiry and
+ * `timeoutSec` 0; a rule whose expiry cannot be read closes `nowSec`.
+ */
+export function grantOfRule(rule: ManagedRule, nowSec: number): Grant {
+  const expiresAt = rule.expiresAt ?? nowSec;
+  return {
+    sourceIp: (rule.cidr ?? "?").replace(/\/32$/, ""),
+    ports:
+      rule.proto !== null && rule.port !== null ? [{ proto: rule.proto, port: rule.port }] : [],
+    username: rule.user ?? "?",
+    openedAt: expiresAt,
+    expiresAt,
+    timeoutSec: 0,
+    stanza: rule.stanza,
+    targets: [rule.groupId],
+  };
 }
 
 /** Every spaknock-tagged ingress rule of a group, with its expiry tag. */
@@ -355,7 +379,9 @@ export async function listManagedRules(ec2: EC2Client, groupId: string): Promise
         expiresAt: expires !== undefined && /^\d+$/.test(expires) ? Number(expires) : null,
         user: tag(TAG.user) ?? null,
         cidr: r.CidrIpv4 ?? null,
+        proto: r.IpProtocol === "tcp" || r.IpProtocol === "udp" ? r.IpProtocol : null,
         port: r.FromPort ?? null,
+        stanza: /^\d+$/.test(tag(TAG.stanza) ?? "") ? Number(tag(TAG.stanza)) : 0,
       });
     }
     token = out.NextToken;

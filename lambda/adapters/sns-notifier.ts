@@ -11,7 +11,7 @@ export interface GrantNotice {
   readonly groups: readonly string[];
 }
 
-export async function publishNotice(
+async function publishNotice(
   client: SNSClient,
   topicArn: string,
   notice: GrantNotice,
@@ -33,9 +33,13 @@ export async function publishNotice(
   );
 }
 
-const portsText = (grant: Grant) => grant.ports.map((p) => `${p.proto}/${p.port}`).join(", ");
+const portsText = (grant: Grant) =>
+  grant.ports.length === 0 ? "?" : grant.ports.map((p) => `${p.proto}/${p.port}`).join(", ");
 
-/** The Notifier port on an SNS topic. */
+/**
+ * The Notifier port on an SNS topic: the knock Lambda's opens, and the closes of the revoke and
+ * sweep Lambdas (whose `until` is the expiry the rule had).
+ */
 export class SnsNotifier implements Notifier {
   constructor(
     private readonly client: SNSClient,
@@ -59,7 +63,7 @@ export class SnsNotifier implements Notifier {
       sourceIp: grant.sourceIp,
       username: grant.username,
       ports: portsText(grant),
-      expiresAt: null,
+      expiresAt: grant.expiresAt,
       groups: grant.targets,
     });
   }

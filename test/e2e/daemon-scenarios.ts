@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fwknopClientSkipReason, runFwknopClient } from "../helpers/fwknop-client.js";
 import {
+  closeServerTcp,
   createTestNet,
   netnsSkipReason,
   sendUdp,
@@ -154,22 +155,7 @@ function scenario(backend: FirewallBackend, capture: CaptureMode): void {
       extraConfLines: backend === "iptables" ? ["FLUSH_IPT_AT_INIT N"] : [],
     });
     if (backend === "iptables") {
-      await net.exec(
-        net.server.ns,
-        [
-          "iptables",
-          "-w",
-          "-A",
-          "INPUT",
-          "-p",
-          "tcp",
-          "--dport",
-          `${GUARDED_PORT}:${LONG_PORT}`,
-          "-j",
-          "DROP",
-        ],
-        { check: true },
-      );
+      await closeServerTcp(net, "drop", `${GUARDED_PORT}:${LONG_PORT}`);
     }
   });
 

@@ -62,6 +62,8 @@ export interface Fwknopd {
   mark(): number;
   /** Resolves with the first line at index >= `fromLine` matching `re`. */
   waitForLog(re: RegExp, timeoutMs?: number, fromLine?: number): Promise<string>;
+  /** True while fwknopd has not exited. */
+  isRunning(): boolean;
   /** SIGTERM (fwknopd then flushes its chains), SIGKILL after a grace period. Idempotent. */
   stop(): Promise<void>;
 }
@@ -155,6 +157,10 @@ class FwknopdProcess implements Fwknopd {
 
   waitForLog(re: RegExp, timeoutMs?: number, fromLine?: number): Promise<string> {
     return this.log.waitForLog(re, timeoutMs, fromLine);
+  }
+
+  isRunning(): boolean {
+    return this.log.running;
   }
 
   stop(): Promise<void> {

@@ -1,4 +1,5 @@
-// Network-namespace harness for e2e and interop tests.
+// Network-namespace harness for the e2e and interop tests and for the bench (`npm run bench`
+// compiles this file with tsconfig.harness.json, so both run the same code).
 //
 // Every test net is a pair of fresh namespaces (server, client) joined by one veth pair, with
 // addresses from 198.18.0.0/15 (RFC 2544 benchmarking space) only. Nothing is attached to the host
@@ -65,6 +66,14 @@ export interface TestNet {
   spawn(ns: string, argv: readonly string[], opts?: SpawnOptions): ChildProcess;
   /** Add another address from the same /24 to the client veth and return it. */
   addClientAddress(): Promise<string>;
+  /** Add `count` more addresses from the /24 to the client veth, in one `ip` call. */
+  addClientAddresses(count: number): Promise<string[]>;
+  /**
+   * Make every address of `cidr` local to the client (a `local` route on its loopback, so it can
+   * bind to and send from any of them) and route `cidr` back through the veth on the server, so
+   * datagrams from those addresses pass reverse-path checks there: many senders from one process.
+   */
+  allowClientSourcesFrom(cidr: string): Promise<void>;
   /** Make `ip` the source address the client namespace picks for traffic to the server. */
   setClientSourceAddress(ip: string): Promise<void>;
   /** A fresh 0700 directory removed on destroy() (and on process exit). */
@@ -251,11 +260,24 @@ class TestNetImpl implements TestNet {
   }
 
   async addClientAddress(): Promise<string> {
-    if (this.nextClientHost > LAST_HOST)
-      throw new Error(`test net ${this.id}: no client addresses left`);
-    const ip = `${this.subnetPrefix}.${this.nextClientHost++}`;
-    await runIp(["-n", this.client.ns, "addr", "add", `${ip}/24`, "dev", this.client.iface]);
+    const [ip] = await this.addClientAddresses(1);
+    if (ip === undefined) throw new Error(`test net ${this.id}: no client address added`);
     return ip;
+  }
+
+  async addClientAddresses(count: number): Promise<string[]> {
+    if (this.nextClientHost + count - 1 > LAST_HOST)
+      throw new Error(`test net ${this.id}: no client addresses left for ${count} more`);
+    const ips: string[] = [];
+    for (let i = 0; i < count; i++) ips.push(`${this.subnetPrefix}.${this.nextClientHost++}`);
+    const script = ips.map((ip) => `addr add ${ip}/24 dev ${this.client.iface}\n`).join("");
+    await runIp(["-n", this.client.ns, "-batch", "-"], script);
+    return ips;
+  }
+
+  async allowClientSourcesFrom(cidr: string): Promise<void> {
+    await runIp(["-n", this.client.ns, "route", "add", "local", cidr, "dev", "lo"]);
+    await runIp(["-n", this.server.ns, "route", "add", cidr, "dev", this.server.iface]);
   }
 
   async setClientSourceAddress(ip: string): Promise<void> {
@@ -335,6 +357,33 @@ class TestNetImpl implements TestNet {
       throw new Error(`namespace ${ns} is not part of test net ${this.id}`);
     if (argv.length === 0) throw new TypeError("argv must name a command");
   }
+}
+
+/**
+ * The admin's own rule that closes the guarded TCP ports in the server namespace, appended to
+ * INPUT after whatever the daemon under test put first: `ports` is iptables' `--dport` (a port or
+ * `from:to`; all ports when omitted), `how` a silent DROP or a REJECT with a TCP reset (a closed
+ * port then answers at once, so a test need not wait out a timeout).
+ */
+export async function closeServerTcp(
+  net: TestNet,
+  how: "drop" | "reset",
+  ports?: string,
+): Promise<void> {
+  await net.exec(
+    net.server.ns,
+    [
+      "iptables",
+      "-w",
+      "-A",
+      "INPUT",
+      "-p",
+      "tcp",
+      ...(ports === undefined ? [] : ["--dport", ports]),
+      ...(how === "drop" ? ["-j", "DROP"] : ["-j", "REJECT", "--reject-with", "tcp-reset"]),
+    ],
+    { check: true },
+  );
 }
 
 export interface SourceOptions {
@@ -454,9 +503,10 @@ export async function startTcpListener(
   return { pid, port: boundPort, stop: () => terminate(child) };
 }
 
-async function runIp(args: readonly string[]): Promise<void> {
+/** `ip args...` in the host namespace, with `input` on its stdin (for `-batch -`). */
+async function runIp(args: readonly string[], input = ""): Promise<void> {
   await new Promise<void>((resolve, reject) => {
-    execFile(
+    const child = execFile(
       "ip",
       args,
       { timeout: DEFAULT_EXEC_TIMEOUT_MS, encoding: "utf8" },
@@ -465,6 +515,9 @@ async function runIp(args: readonly string[]): Promise<void> {
         else reject(new Error(`ip ${args.join(" ")} failed: ${stderr.trim() || err.message}`));
       },
     );
+    // ip may exit without reading its stdin (a failed command): ignore the EPIPE.
+    child.stdin?.on("error", () => {});
+    child.stdin?.end(input);
   });
 }
 

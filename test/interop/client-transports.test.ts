@@ -20,6 +20,7 @@ import {
   spaknockTestPacket,
 } from "../helpers/interop-spaknock-cli.js";
 import {
+  closeServerTcp,
   createTestNet,
   type ExecResult,
   netnsSkipReason,
@@ -77,21 +78,8 @@ describe.skipIf(skipReason !== undefined)(
         (existsSync(TRANSPORT_JS) ? undefined : `${TRANSPORT_JS} is missing: run npm run build`);
       if (missing !== undefined) throw new Error(missing);
       net = await createTestNet();
-      const iptables = (...args: string[]) =>
-        net.exec(net.server.ns, ["iptables", "-w", ...args], { check: true });
-      await iptables("-A", "INPUT", "-p", "tcp", "--dport", String(DROPPED_PORT), "-j", "DROP");
-      await iptables(
-        "-A",
-        "INPUT",
-        "-p",
-        "tcp",
-        "--dport",
-        GUARDED_PORTS,
-        "-j",
-        "REJECT",
-        "--reject-with",
-        "tcp-reset",
-      );
+      await closeServerTcp(net, "drop", String(DROPPED_PORT));
+      await closeServerTcp(net, "reset", GUARDED_PORTS);
       for (const port of Object.values(KNOCKED)) {
         await startTcpListener(net, net.server.ns, port);
       }

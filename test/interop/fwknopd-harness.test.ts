@@ -18,6 +18,7 @@ import {
   startFwknopd,
 } from "../helpers/fwknopd.js";
 import {
+  closeServerTcp,
   createTestNet,
   netnsSkipReason,
   sendUdp,
@@ -61,22 +62,7 @@ describe.skipIf(skipReason !== undefined)(
         ],
       });
       // fwknopd put its jump to FWKNOP_INPUT at INPUT position 1; everything else is refused.
-      await net.exec(
-        net.server.ns,
-        [
-          "iptables",
-          "-w",
-          "-A",
-          "INPUT",
-          "-p",
-          "tcp",
-          "-j",
-          "REJECT",
-          "--reject-with",
-          "tcp-reset",
-        ],
-        { check: true },
-      );
+      await closeServerTcp(net, "reset");
       await startTcpListener(net, net.server.ns, GUARDED_PORT);
     });
 

@@ -18,6 +18,7 @@ import {
   spaknockTestPacket,
 } from "../helpers/interop-spaknock-cli.js";
 import {
+  closeServerTcp,
   createTestNet,
   findExecutable,
   netnsSkipReason,
@@ -174,24 +175,7 @@ describe.skipIf(skipReason !== undefined)(
         }
       }
       net = await createTestNet();
-      await net.exec(
-        net.server.ns,
-        [
-          "iptables",
-          "-w",
-          "-A",
-          "INPUT",
-          "-p",
-          "tcp",
-          "--dport",
-          GUARDED_PORTS,
-          "-j",
-          "REJECT",
-          "--reject-with",
-          "tcp-reset",
-        ],
-        { check: true },
-      );
+      await closeServerTcp(net, "reset", GUARDED_PORTS);
       for (const port of Object.values(ECHO)) await startTcpListener(net, net.server.ns, port);
       fwknopd = await startFwknopd(net, {
         stanzas: [

@@ -23,6 +23,7 @@ import {
   spaknockTestPacket,
 } from "../helpers/interop-spaknock-cli.js";
 import {
+  closeServerTcp,
   createTestNet,
   netnsSkipReason,
   sendUdp,
@@ -106,22 +107,7 @@ describe.skipIf(skipReason !== undefined)(
       if (missing !== undefined) throw new Error(missing);
       net = await createTestNet();
       // Each fwknopd puts its jump to FWKNOP_INPUT at INPUT position 1; other TCP is refused.
-      await net.exec(
-        net.server.ns,
-        [
-          "iptables",
-          "-w",
-          "-A",
-          "INPUT",
-          "-p",
-          "tcp",
-          "-j",
-          "REJECT",
-          "--reject-with",
-          "tcp-reset",
-        ],
-        { check: true },
-      );
+      await closeServerTcp(net, "reset");
       await startTcpListener(net, net.server.ns, GUARDED_PORT);
     });
 

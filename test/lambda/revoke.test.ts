@@ -295,7 +295,8 @@ describe("revoke and sweep with mocked clients", () => {
             "event:   closed",
             "source:  203.0.113.7",
             "user:    bob_smith_1",
-            "ports:   22",
+            // The close names the protocol as the open notice does (issue 9: one SnsNotifier).
+            "ports:   tcp/22",
             `groups:  ${SG_A}`,
             `until:   ${new Date((NOW_SEC - 1) * 1000).toISOString()}`,
           ].join("\n"),
