@@ -155,10 +155,11 @@ export class Spaknockd {
       return;
     }
     this.stats.granted++;
-    const { grant, stanza, message } = outcome;
+    const { grant, stanza, packet } = outcome;
+    const key = packet.keyId ? `, key: ${packet.keyId}` : "";
     log.info(
-      `received valid SPA packet from: ${d.sourceIp}, remote user: ${message.username}, ` +
-        `client version: ${message.version} (SOURCE line num: ${stanza.origin.line})`,
+      `received valid SPA packet from: ${d.sourceIp}, remote user: ${packet.username}${key}, ` +
+        `client version: ${packet.version} (SOURCE line num: ${stanza.origin.line})`,
     );
     for (const p of grant.ports) {
       log.info(

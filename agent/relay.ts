@@ -88,7 +88,7 @@ export class Relay {
     this.stats.received++;
     let spa: string;
     try {
-      spa = precheckDatagram(d.payload);
+      spa = precheckDatagram(d.payload).data;
     } catch (err) {
       this.stats.dropped++;
       this.log.debug(

@@ -17,7 +17,8 @@ import {
 import { parseDigestType } from "./digest.js";
 import { isSpaError } from "./errors.js";
 import { assertHmacKey } from "./hmac.js";
-import { assertUsableKeys } from "./packet.js";
+import type { AuthorizedKeySet } from "./jose-keys.js";
+import { assertUsableKeys, type SpaKeys } from "./packet.js";
 import { assertRijndaelKey, parseEncryptionMode } from "./rijndael.js";
 
 /** Keywords fwknopd knows that spaknock reads but does not act on: logged once, never fatal. */
@@ -55,6 +56,16 @@ export interface AccessConfOptions {
   readonly allowSecurityGroups: boolean;
   /** Called once per ignored keyword, with where it first appeared. */
   readonly ignored: (line: ConfLine) => void;
+  /**
+   * The key sets the AUTHORIZED_KEYS lines name, loaded by the caller (files for the agent, a
+   * secret for the Lambda) by the value as written: see `authorizedKeysNames`.
+   */
+  readonly authorizedKeys?: ReadonlyMap<string, AuthorizedKeySet>;
+}
+
+/** The values of the AUTHORIZED_KEYS lines, for the caller to load before `parseAccessConf`. */
+export function authorizedKeysNames(lines: readonly ConfLine[]): string[] {
+  return [...new Set(lines.filter((l) => l.keyword === "AUTHORIZED_KEYS").map((l) => l.value))];
 }
 
 interface Draft {
@@ -93,17 +104,21 @@ function withLine<T>(l: ConfLine, parse: () => T): T {
   }
 }
 
-function finishStanza(d: Draft, index: number): AccessStanza {
+function fwknopKeys(d: Draft, hasAuthorizedKeys: boolean): SpaKeys | null {
   const get = (k: string) => d.values.get(k);
   const keyLine = get("KEY_BASE64") ?? get("KEY");
   if (!keyLine) {
     const gpg = [...d.values.keys()].some((k) => k.startsWith("GPG_"));
-    throw confError(
-      d.sourceLine,
-      gpg
-        ? "stanza uses GPG, which spaknock does not support; give it KEY or KEY_BASE64"
-        : "stanza has no KEY or KEY_BASE64",
-    );
+    if (gpg) {
+      throw confError(
+        d.sourceLine,
+        "stanza uses GPG, which spaknock does not support; give it KEY or KEY_BASE64, or AUTHORIZED_KEYS",
+      );
+    }
+    const orphan = get("HMAC_KEY_BASE64") ?? get("HMAC_KEY");
+    if (orphan) throw confError(orphan, `${orphan.keyword} without KEY or KEY_BASE64`);
+    if (hasAuthorizedKeys) return null;
+    throw confError(d.sourceLine, "stanza has no KEY or KEY_BASE64, and no AUTHORIZED_KEYS");
   }
   if (get("KEY") && get("KEY_BASE64")) throw confError(keyLine, "use KEY or KEY_BASE64, not both");
   const key = keyBytes(keyLine, keyLine.keyword === "KEY_BASE64");
@@ -123,6 +138,20 @@ function finishStanza(d: Draft, index: number): AccessStanza {
     mode: modeLine ? withLine(modeLine, () => parseEncryptionMode(modeLine.value)) : "cbc",
   } as const;
   withLine(hmacLine ?? keyLine, () => assertUsableKeys(keys));
+  return keys;
+}
+
+function finishStanza(d: Draft, index: number, opts: AccessConfOptions): AccessStanza {
+  const get = (k: string) => d.values.get(k);
+  const authorizedLine = get("AUTHORIZED_KEYS");
+  let authorizedKeys: AuthorizedKeySet | null = null;
+  if (authorizedLine) {
+    const set = opts.authorizedKeys?.get(authorizedLine.value);
+    if (!set)
+      throw confError(authorizedLine, `AUTHORIZED_KEYS ${authorizedLine.value} was not loaded`);
+    authorizedKeys = set;
+  }
+  const keys = fwknopKeys(d, authorizedKeys !== null);
 
   const int = (k: string, min: number, max: number, dflt: number) => {
     const l = get(k);
@@ -143,6 +172,7 @@ function finishStanza(d: Draft, index: number): AccessStanza {
       ? withLine(destination, () => parseNetworkList(destination.value))
       : null,
     keys,
+    authorizedKeys,
     openPorts: openPorts ? parsePortListLine(openPorts) : null,
     restrictPorts: restrictPorts ? parsePortListLine(restrictPorts) : [],
     fwAccessTimeout: int("FW_ACCESS_TIMEOUT", 1, 2 ** 31 - 1, ACCESS_DEFAULTS.fwAccessTimeout),
@@ -171,6 +201,7 @@ function finishStanza(d: Draft, index: number): AccessStanza {
 
 const ACTED_ON = new Set([
   "DESTINATION",
+  "AUTHORIZED_KEYS",
   "KEY",
   "KEY_BASE64",
   "HMAC_KEY",
@@ -203,7 +234,7 @@ export function parseAccessConf(
       throw confError(l, `%include_keys files may only hold key lines, not ${l.keyword}`);
     }
     if (l.keyword === "SOURCE") {
-      if (draft) stanzas.push(finishStanza(draft, stanzas.length + 1));
+      if (draft) stanzas.push(finishStanza(draft, stanzas.length + 1, opts));
       if (l.value === "") throw confError(l, "SOURCE needs a value (ANY or an address list)");
       draft = {
         sourceLine: l,
@@ -235,7 +266,7 @@ export function parseAccessConf(
     if (draft.values.has(l.keyword)) throw confError(l, `${l.keyword} given twice in one stanza`);
     draft.values.set(l.keyword, l);
   }
-  if (draft) stanzas.push(finishStanza(draft, stanzas.length + 1));
+  if (draft) stanzas.push(finishStanza(draft, stanzas.length + 1, opts));
   if (stanzas.length === 0) {
     throw confError({ file: lines[0]?.file ?? "access.conf", line: 0 }, "no SOURCE stanza");
   }

@@ -4,8 +4,9 @@
  */
 
 import { type AccessRequest, type ProtoPort, parseAccessMessage } from "./access-message.js";
-import type { NetworkList } from "./address.js";
+import { isUnspecifiedIp, type NetworkList } from "./address.js";
 import { SpaError } from "./errors.js";
+import type { AuthorizedKeySet } from "./jose-keys.js";
 import { messageTypeHasNat, type SpaMessage } from "./message.js";
 import type { SpaKeys } from "./packet.js";
 
@@ -16,7 +17,10 @@ export interface AccessStanza {
   readonly origin: { readonly file: string; readonly line: number };
   readonly sources: NetworkList;
   readonly destinations: NetworkList;
-  readonly keys: SpaKeys;
+  /** The fwknop-format keys (KEY, HMAC_KEY); null when the stanza takes JOSE packets only. */
+  readonly keys: SpaKeys | null;
+  /** AUTHORIZED_KEYS: who may sign JOSE packets; null when the stanza takes fwknop packets only. */
+  readonly authorizedKeys: AuthorizedKeySet | null;
   /** null: any port may be requested. */
   readonly openPorts: readonly ProtoPort[] | null;
   readonly restrictPorts: readonly ProtoPort[];
@@ -61,18 +65,28 @@ export function selectTimeout(stanza: AccessStanza, clientTimeout: number): numb
   return clientTimeout > 0 ? Math.min(clientTimeout, stanza.maxFwTimeout) : stanza.fwAccessTimeout;
 }
 
+/** What an authenticated packet asks for, whichever its format. */
+export interface PacketRequest {
+  readonly username: string;
+  /** Epoch seconds. */
+  readonly timestamp: number;
+  /** `0.0.0.0` or `::`: the packet's source address. */
+  readonly allowIp: string;
+  readonly ports: readonly ProtoPort[];
+  /** Seconds; 0: none asked. */
+  readonly clientTimeout: number;
+}
+
 /**
- * The policy checks that follow a successful decrypt, for one stanza. Throws SpaError with the
- * reason; returns what to open.
+ * The policy checks that follow a verified fwknop packet, for one stanza. Throws SpaError with
+ * the reason; returns what to open.
  */
 export function decideAccess(
   stanza: AccessStanza,
   message: SpaMessage,
   ctx: AccessContext,
 ): AccessDecision {
-  if (ctx.maxPacketAge !== null && Math.abs(ctx.now - message.timestamp) > ctx.maxPacketAge) {
-    throw new SpaError("SPA_STALE", `time difference ${ctx.now - message.timestamp} s`);
-  }
+  checkAge(message.timestamp, ctx);
   if (message.messageType === 0) {
     throw new SpaError("SPA_COMMAND_DISABLED", "spaknock does not execute command messages");
   }
@@ -80,13 +94,41 @@ export function decideAccess(
     throw new SpaError("SPA_NAT_DISABLED", `message type ${message.messageType}`);
   }
   const request: AccessRequest = parseAccessMessage(message.message);
+  return decideRequest(
+    stanza,
+    {
+      ...request,
+      username: message.username,
+      timestamp: message.timestamp,
+      clientTimeout: message.clientTimeout,
+    },
+    ctx,
+  );
+}
+
+function checkAge(timestamp: number, ctx: AccessContext): void {
+  if (ctx.maxPacketAge !== null && Math.abs(ctx.now - timestamp) > ctx.maxPacketAge) {
+    throw new SpaError("SPA_STALE", `time difference ${ctx.now - timestamp} s`);
+  }
+}
+
+/**
+ * The checks every packet format shares, for one stanza: age, allow-IP and
+ * REQUIRE_SOURCE_ADDRESS, REQUIRE_USERNAME, OPEN_PORTS/RESTRICT_PORTS, the timeout.
+ */
+export function decideRequest(
+  stanza: AccessStanza,
+  request: PacketRequest,
+  ctx: AccessContext,
+): AccessDecision {
+  checkAge(request.timestamp, ctx);
   let allowIp = request.allowIp;
-  if (allowIp === "0.0.0.0") {
+  if (isUnspecifiedIp(allowIp)) {
     if (stanza.requireSourceAddress) throw new SpaError("SPA_SOURCE_REQUIRED");
     allowIp = ctx.sourceIp;
   }
-  if (stanza.requireUsername !== null && message.username !== stanza.requireUsername) {
-    throw new SpaError("SPA_USERNAME_MISMATCH", `username "${message.username}"`);
+  if (stanza.requireUsername !== null && request.username !== stanza.requireUsername) {
+    throw new SpaError("SPA_USERNAME_MISMATCH", `username "${request.username}"`);
   }
   for (const wanted of request.ports) {
     if (stanza.restrictPorts.some((p) => samePort(p, wanted))) {
@@ -99,6 +141,6 @@ export function decideAccess(
   return {
     allowIp,
     ports: request.ports,
-    timeoutSec: selectTimeout(stanza, message.clientTimeout),
+    timeoutSec: selectTimeout(stanza, request.clientTimeout),
   };
 }

@@ -28,6 +28,21 @@ export const SPA_ERROR_CODES = {
   SPA_BAD_NAT: "invalid NAT access field",
   SPA_BAD_SERVER_AUTH: "invalid server_auth field",
   SPA_BAD_TIMEOUT: "invalid client timeout",
+  // the JOSE profile (docs/jose-profile.md), in the order a receiver checks
+  JOSE_SHAPE: "payload starts like a JOSE packet but is not a compact JWE of five base64url parts",
+  JOSE_NOT_CONFIGURED: "JOSE packet, but this receiver has no server key (SERVER_KEY_FILE)",
+  JOSE_HEADER: "JWE or JWS protected header is not exactly the profile's header",
+  JOSE_WRONG_SERVER: "packet is encrypted to another server's key (JWE kid)",
+  JOSE_DECRYPT: "the JWE does not decrypt with the server key (altered, or not made for it)",
+  JOSE_KEY_UNKNOWN:
+    "the signing key (JWS kid) is in no AUTHORIZED_KEYS of a stanza matching the source",
+  JOSE_SIGNATURE: "the signature does not verify with the authorized key of that kid",
+  JOSE_VERSION: "claim v is not 1, the profile version this receiver speaks",
+  JOSE_AUDIENCE: "claim aud is not this server's key: the packet was made for another server",
+  JOSE_SUBJECT: "claim sub is not the name of the authorized key that signed",
+  JOSE_ADDRESS: "claim ip is not an IPv4 or IPv6 address",
+  JOSE_CLAIMS:
+    "claims are not exactly v, aud, sub, iat, jti, ip, acc (and tmo), or one is malformed",
   // the access decision
   SPA_REPLAY: "packet digest already seen",
   SPA_NO_SOURCE_MATCH: "no access stanza matches the source address",

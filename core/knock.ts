@@ -5,17 +5,37 @@
  *   precheck → replay look-up (where it is local) → for each stanza matching SOURCE/DESTINATION:
  *   HMAC → decrypt → decode → age, allow-IP, username, ports → claim the digest → open the firewall.
  *
+ * A JOSE-profile packet (docs/jose-profile.md) takes the same road with its own first steps:
+ *
+ *   precheck (shape) → JWE header, our server key → decrypt → for each stanza matching SOURCE/
+ *   DESTINATION whose AUTHORIZED_KEYS holds the signer: signature → claims → the same policy
+ *   checks → claim sha256(kid.jti) → open the firewall.
+ *
  * What follows the open (scheduling the close, notifying) is core/grant.ts.
  *
  * It never throws for anything a sender controls: every refusal is an outcome with a code.
  */
-import { type AccessStanza, decideAccess } from "./access.js";
+import {
+  type AccessContext,
+  type AccessDecision,
+  type AccessStanza,
+  decideAccess,
+  decideRequest,
+} from "./access.js";
 import type { Firewall, Grant, OpenedRule, ReplayCache } from "./adapters.js";
 import { networkListMatches } from "./address.js";
 import { isSpaError, SpaError, type SpaErrorCode } from "./errors.js";
-import type { SpaMessage } from "./message.js";
+import type { JosePrivateKey } from "./jose-keys.js";
+import {
+  JOSE_PROFILE_VERSION,
+  type JoseEnvelope,
+  joseReplayInput,
+  openJoseEnvelope,
+  readJoseClaims,
+  verifyJoseSignature,
+} from "./jose-packet.js";
 import { openSpaPacket } from "./packet.js";
-import { precheckDatagram } from "./precheck.js";
+import { type CheckedDatagram, type PacketProfile, precheckDatagram } from "./precheck.js";
 import { replayDigest } from "./replay.js";
 
 export interface KnockInput {
@@ -38,6 +58,20 @@ export interface KnockPorts {
   /** null disables replay protection (ENABLE_DIGEST_PERSISTENCE N), as fwknopd allows. */
   readonly replay: ReplayCache | null;
   readonly firewall: Firewall;
+  /** The receiver's X25519 key (SERVER_KEY_FILE); absent or null: JOSE packets are refused. */
+  readonly serverKey?: JosePrivateKey | null;
+}
+
+/** Who a granted packet came from, as its format names them. */
+export interface KnockedPacket {
+  readonly profile: PacketProfile;
+  readonly username: string;
+  /** The JOSE signer's key thumbprint; null for fwknop packets. */
+  readonly keyId: string | null;
+  /** The protocol version the packet carries: fwknop's (3.0.0), or `jose/1`. */
+  readonly version: string;
+  /** The packet's own timestamp, epoch seconds. */
+  readonly timestamp: number;
 }
 
 export type KnockOutcome =
@@ -47,13 +81,15 @@ export type KnockOutcome =
       /** The rules the firewall opened or refreshed for it. */
       readonly rules: readonly OpenedRule[];
       readonly stanza: AccessStanza;
-      readonly message: SpaMessage;
+      readonly packet: KnockedPacket;
+      /** The replay-cache key that was claimed. */
       readonly digest: string;
     }
   | {
       readonly granted: false;
       readonly code: SpaErrorCode;
       readonly detail: string;
+      /** The replay-cache key, once known (fwknop: at once; JOSE: after decryption). */
       readonly digest: string | null;
       /** The stanza whose keys verified, if one did. */
       readonly stanza: AccessStanza | null;
@@ -72,6 +108,83 @@ function refusalOf(err: unknown, stanza: AccessStanza | null, username: string |
   throw err;
 }
 
+/** What a stanza's policy made of a verified packet. */
+interface Decided {
+  readonly decision: AccessDecision;
+  /** The replay-cache key to claim. */
+  readonly digest: string;
+  /** The packet's own timestamp, epoch seconds. */
+  readonly timestamp: number;
+}
+
+/** A packet whose keys verified for one stanza, with the stanza's policy still to run. */
+interface Authenticated {
+  readonly profile: PacketProfile;
+  readonly username: string;
+  readonly keyId: string | null;
+  readonly version: string;
+  /** The stanza's policy; throws SpaError. */
+  decide(ctx: AccessContext): Decided;
+}
+
+/** Verifies a packet against one stanza's keys; throws SpaError when they do not verify it. */
+type Authenticate = (stanza: AccessStanza) => Promise<Authenticated>;
+
+function fwknopAuthenticator(data: string, digest: string): Authenticate {
+  return async (stanza) => {
+    if (stanza.keys === null) {
+      throw new SpaError(
+        "SPA_NO_STANZA_VERIFIED",
+        `stanza #${stanza.index} takes JOSE packets only`,
+      );
+    }
+    const message = openSpaPacket(data, stanza.keys);
+    return {
+      profile: "fwknop",
+      username: message.username,
+      keyId: null,
+      version: message.version,
+      decide: (ctx) => ({
+        decision: decideAccess(stanza, message, ctx),
+        digest,
+        timestamp: message.timestamp,
+      }),
+    };
+  };
+}
+
+function joseAuthenticator(envelope: JoseEnvelope, serverKey: JosePrivateKey): Authenticate {
+  // One key may be authorized in several stanzas: its signature is checked once.
+  const verified = new Map<string, Promise<Uint8Array>>();
+  return async (stanza) => {
+    const key = stanza.authorizedKeys?.keys.get(envelope.signerKid);
+    if (key === undefined) {
+      throw new SpaError("JOSE_KEY_UNKNOWN", `kid ${envelope.signerKid.slice(0, 43)}`);
+    }
+    let payload = verified.get(key.kid);
+    if (payload === undefined) {
+      payload = verifyJoseSignature(envelope, key);
+      verified.set(key.kid, payload);
+    }
+    const bytes = await payload;
+    return {
+      profile: "jose",
+      username: key.name,
+      keyId: key.kid,
+      version: `jose/${JOSE_PROFILE_VERSION}`,
+      // Claims are read per stanza: `sub` must be the name this stanza's set gives the key.
+      decide: (ctx) => {
+        const request = readJoseClaims(bytes, key, serverKey.kid);
+        return {
+          decision: decideRequest(stanza, request, ctx),
+          digest: replayDigest(joseReplayInput(key.kid, request.jti)),
+          timestamp: request.timestamp,
+        };
+      },
+    };
+  };
+}
+
 export async function knock(
   input: KnockInput,
   ports: KnockPorts,
@@ -84,26 +197,35 @@ export async function knock(
   });
   const now = Math.floor(input.receivedAt / 1000);
 
-  let data: string;
+  let checked: CheckedDatagram;
   try {
-    data = precheckDatagram(input.payload);
+    checked = precheckDatagram(input.payload);
   } catch (err) {
     return refuse(refusalOf(err, null, null), null);
   }
-  const digest = replayDigest(data);
-  if (ports.replay?.seen) {
-    let seen: boolean;
-    try {
-      seen = await ports.replay.seen(digest);
-    } catch (err) {
-      const detail = err instanceof Error ? err.message : String(err);
-      return refuse({ code: "REPLAY_STORE_FAILED", detail, stanza: null, username: null }, digest);
-    }
-    if (seen) {
-      return refuse(
-        { code: "SPA_REPLAY", detail: "digest already seen", stanza: null, username: null },
-        digest,
-      );
+
+  // fwknop data is its own replay key, known before any crypto: a local cache refuses a replay
+  // at once. A JOSE packet's key (signer and jti) is inside the encryption: its claim refuses it.
+  let knownDigest: string | null = null;
+  if (checked.profile === "fwknop") {
+    knownDigest = replayDigest(checked.data);
+    if (ports.replay?.seen) {
+      let seen: boolean;
+      try {
+        seen = await ports.replay.seen(knownDigest);
+      } catch (err) {
+        const detail = err instanceof Error ? err.message : String(err);
+        return refuse(
+          { code: "REPLAY_STORE_FAILED", detail, stanza: null, username: null },
+          knownDigest,
+        );
+      }
+      if (seen) {
+        return refuse(
+          { code: "SPA_REPLAY", detail: "digest already seen", stanza: null, username: null },
+          knownDigest,
+        );
+      }
     }
   }
 
@@ -115,11 +237,33 @@ export async function knock(
   );
   if (candidates.length === 0) {
     const detail = `no stanza for source ${input.sourceIp}`;
-    return refuse({ code: "SPA_NO_SOURCE_MATCH", detail, stanza: null, username: null }, digest);
+    return refuse(
+      { code: "SPA_NO_SOURCE_MATCH", detail, stanza: null, username: null },
+      knownDigest,
+    );
+  }
+
+  let authenticate: Authenticate;
+  if (checked.profile === "fwknop") {
+    authenticate = fwknopAuthenticator(checked.data, knownDigest as string);
+  } else {
+    if (!ports.serverKey) {
+      const detail = "no SERVER_KEY_FILE is configured";
+      return refuse({ code: "JOSE_NOT_CONFIGURED", detail, stanza: null, username: null }, null);
+    }
+    try {
+      authenticate = joseAuthenticator(
+        await openJoseEnvelope(checked.data, ports.serverKey),
+        ports.serverKey,
+      );
+    } catch (err) {
+      return refuse(refusalOf(err, null, null), null);
+    }
   }
 
   let cryptoRefusal: Refusal | null = null;
   let policyRefusal: Refusal | null = null;
+  let lastDigest = knownDigest;
   for (const stanza of candidates) {
     if (stanza.accessExpire !== null && now > stanza.accessExpire) {
       cryptoRefusal ??= {
@@ -130,24 +274,27 @@ export async function knock(
       };
       continue;
     }
-    let message: SpaMessage;
+    let verified: Authenticated;
     try {
-      message = openSpaPacket(data, stanza.keys);
+      verified = await authenticate(stanza);
     } catch (err) {
       cryptoRefusal ??= refusalOf(err, null, null);
       continue;
     }
-    let decision: ReturnType<typeof decideAccess>;
+    const { username } = verified;
+    let decided: Decided;
     try {
-      decision = decideAccess(stanza, message, {
+      decided = verified.decide({
         sourceIp: input.sourceIp,
         now,
         maxPacketAge: settings.maxPacketAge,
       });
     } catch (err) {
-      policyRefusal ??= refusalOf(err, stanza, message.username);
+      policyRefusal ??= refusalOf(err, stanza, username);
       continue;
     }
+    const { decision, digest, timestamp } = decided;
+    lastDigest = digest;
 
     if (ports.replay) {
       let claimed: boolean;
@@ -156,25 +303,22 @@ export async function knock(
           sourceIp: input.sourceIp,
           sourcePort: input.sourcePort,
           seenAt: now,
-          packetTime: message.timestamp,
+          packetTime: timestamp,
         });
       } catch (err) {
         const detail = err instanceof Error ? err.message : String(err);
-        return refuse(
-          { code: "REPLAY_STORE_FAILED", detail, stanza, username: message.username },
-          digest,
-        );
+        return refuse({ code: "REPLAY_STORE_FAILED", detail, stanza, username }, digest);
       }
       if (!claimed) {
         const detail = "another copy of this packet was claimed first";
-        return refuse({ code: "SPA_REPLAY", detail, stanza, username: message.username }, digest);
+        return refuse({ code: "SPA_REPLAY", detail, stanza, username }, digest);
       }
     }
 
     const grant: Grant = {
       sourceIp: decision.allowIp,
       ports: decision.ports,
-      username: message.username,
+      username,
       openedAt: now,
       expiresAt: now + decision.timeoutSec,
       timeoutSec: decision.timeoutSec,
@@ -186,14 +330,18 @@ export async function knock(
       rules = await ports.firewall.open(grant);
     } catch (err) {
       const detail = err instanceof Error ? err.message : String(err);
-      return refuse(
-        { code: "FIREWALL_FAILED", detail, stanza, username: message.username },
-        digest,
-      );
+      return refuse({ code: "FIREWALL_FAILED", detail, stanza, username }, digest);
     }
-    return { granted: true, grant, rules, stanza, message, digest };
+    const packet: KnockedPacket = {
+      profile: verified.profile,
+      username,
+      keyId: verified.keyId,
+      version: verified.version,
+      timestamp,
+    };
+    return { granted: true, grant, rules, stanza, packet, digest };
   }
   const refusal = policyRefusal ?? cryptoRefusal;
   if (refusal === null) throw new SpaError("SPA_NO_STANZA_VERIFIED"); // unreachable: candidates > 0
-  return refuse(refusal, digest);
+  return refuse(refusal, lastDigest);
 }

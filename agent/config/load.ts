@@ -51,7 +51,7 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
     ignored,
   });
   for (const s of stanzas) {
-    if (s.keys.hmacKey === null) {
+    if (s.keys !== null && s.keys.hmacKey === null) {
       notes.push(
         `${where(s.origin)}: stanza #${s.index} has no HMAC key: its packets are not authenticated ` +
           "and can be altered in transit; add HMAC_KEY_BASE64",

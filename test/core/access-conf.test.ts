@@ -56,12 +56,12 @@ RESTRICT_PORTS      tcp/23
       requireSourceAddress: true,
       accessExpire: null,
     });
-    expect(a?.keys.hmacType).toBe("sha512");
-    expect(Buffer.from(a?.keys.key ?? []).equals(Buffer.alloc(32, 7))).toBe(true);
+    expect(a?.keys?.hmacType).toBe("sha512");
+    expect(Buffer.from(a?.keys?.key ?? []).equals(Buffer.alloc(32, 7))).toBe(true);
     expect(b).toMatchObject({ index: 2, sources: null, openPorts: null, accessExpire: 1800000000 });
-    expect(Buffer.from(b?.keys.key ?? []).toString()).toBe("plain-text-key");
-    expect(b?.keys.mode).toBe("legacy");
-    expect(b?.keys.hmacKey).toBeNull();
+    expect(Buffer.from(b?.keys?.key ?? []).toString()).toBe("plain-text-key");
+    expect(b?.keys?.mode).toBe("legacy");
+    expect(b?.keys?.hmacKey).toBeNull();
     expect(b?.restrictPorts).toEqual([{ proto: "tcp", port: 23 }]);
   });
 

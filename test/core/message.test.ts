@@ -484,12 +484,15 @@ describe("precheckDatagram (docs/protocol.md section 7, step 1)", () => {
 
   it.each([140, 1500])("%i bytes pass", (length) => {
     // Act + Assess
-    expect(precheckDatagram(Buffer.alloc(length, 0x41))).toBe("A".repeat(length));
+    expect(precheckDatagram(Buffer.alloc(length, 0x41))).toEqual({
+      profile: "fwknop",
+      data: "A".repeat(length),
+    });
   });
 
   it("a real packet passes unchanged", () => {
     // Act + Assess
-    expect(precheckDatagram(Buffer.from(wire))).toBe(wire);
+    expect(precheckDatagram(Buffer.from(wire))).toEqual({ profile: "fwknop", data: wire });
   });
 
   it.each([
@@ -517,14 +520,14 @@ describe("precheckDatagram (docs/protocol.md section 7, step 1)", () => {
     expect(spaCodeOf(() => precheckDatagram(Buffer.from(`hQ${"A".repeat(600)}`)))).toBe(
       "SPA_PREFIXED",
     );
-    expect(precheckDatagram(Buffer.from(`hQ${"A".repeat(398)}`))).toHaveLength(400);
-    expect(precheckDatagram(Buffer.from(`hQ${"A".repeat(200)}`))).toHaveLength(202);
+    expect(precheckDatagram(Buffer.from(`hQ${"A".repeat(398)}`)).data).toHaveLength(400);
+    expect(precheckDatagram(Buffer.from(`hQ${"A".repeat(200)}`)).data).toHaveLength(202);
   });
 
   it("accepts a view into a larger buffer", () => {
     // Act + Assess
     const big = Buffer.from(`xx${wire}yy`);
-    expect(precheckDatagram(big.subarray(2, 2 + wire.length))).toBe(wire);
+    expect(precheckDatagram(big.subarray(2, 2 + wire.length)).data).toBe(wire);
   });
 });
 

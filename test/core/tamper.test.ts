@@ -31,7 +31,7 @@ const B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012345
 
 /** What a receiver does with a datagram: the cheap precheck, then one stanza's keys. */
 function receive(wire: string, keys: SpaKeys) {
-  return openSpaPacket(precheckDatagram(Buffer.from(wire, "latin1")), keys);
+  return openSpaPacket(precheckDatagram(Buffer.from(wire, "latin1")).data, keys);
 }
 
 const HMAC_KEYS = keysWith();
@@ -103,7 +103,7 @@ describe("one changed character anywhere is refused", () => {
         flipped[i] = (flipped[i] as number) ^ (1 << bit);
         const stillBase64 = /^[A-Za-z0-9+/]$/.test(String.fromCharCode(flipped[i] as number));
         // Act
-        const code = codeOf(() => openSpaPacket(precheckDatagram(flipped), keys));
+        const code = codeOf(() => openSpaPacket(precheckDatagram(flipped).data, keys));
         // Assess
         expect(code, `byte ${i} bit ${bit}`).toBe(
           stillBase64 ? "SPA_HMAC_MISMATCH" : "SPA_CHARSET",

@@ -53,6 +53,7 @@ export function stanza(overrides: Partial<AccessStanza> = {}): AccessStanza {
     sources: null,
     destinations: null,
     keys: TEST_KEYS,
+    authorizedKeys: null,
     openPorts: null,
     restrictPorts: [],
     fwAccessTimeout: ACCESS_DEFAULTS.fwAccessTimeout,
