@@ -10,6 +10,8 @@ export * from "./errors.js";
 export * from "./exit-codes.js";
 export * from "./grant.js";
 export * from "./hmac.js";
+export * from "./jose-keys.js";
+export * from "./jose-packet.js";
 export * from "./knock.js";
 export * from "./limits.js";
 export * from "./message.js";
