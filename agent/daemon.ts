@@ -9,6 +9,7 @@ import {
   type GrantOutcome,
   type GrantParts,
   grantAccess,
+  type JosePrivateKey,
   type Notifier,
   precheckDatagram,
   type ReplayCache,
@@ -23,6 +24,8 @@ import type { Log } from "./log.js";
 export interface DaemonParts {
   stanzas: readonly AccessStanza[];
   maxPacketAge: number | null;
+  /** SERVER_KEY_FILE's key; null: JOSE packets are refused. */
+  serverKey: JosePrivateKey | null;
   readonly firewall: ManagedFirewall;
   readonly replay: ReplayCache | null;
   readonly capture: Capture;
@@ -60,6 +63,9 @@ export class Spaknockd {
     this.pipeline = {
       get stanzas() {
         return parts.stanzas;
+      },
+      get serverKey() {
+        return parts.serverKey;
       },
       replay: parts.replay,
       firewall: parts.firewall,
@@ -107,11 +113,15 @@ export class Spaknockd {
     );
   }
 
-  /** Swaps in a new access configuration (SIGHUP); packets in flight finish with the old one. */
-  reload(stanzas: readonly AccessStanza[], maxPacketAge: number | null): void {
-    this.parts.stanzas = stanzas;
-    this.parts.maxPacketAge = maxPacketAge;
-    this.parts.onAgingChange?.(maxPacketAge);
+  /**
+   * Swaps in a new access configuration and keys (SIGHUP): a key deleted from an authorized set
+   * opens nothing from the next packet on; packets in flight finish with the old configuration.
+   */
+  reload(next: Pick<DaemonParts, "stanzas" | "maxPacketAge" | "serverKey">): void {
+    this.parts.stanzas = next.stanzas;
+    this.parts.maxPacketAge = next.maxPacketAge;
+    this.parts.serverKey = next.serverKey;
+    this.parts.onAgingChange?.(next.maxPacketAge);
   }
 
   onDatagram(d: Datagram): void {

@@ -120,6 +120,7 @@ async function runDaemon(opts: DaemonOptions, config: LoadedConfig, log: Log): P
   const daemon = new Spaknockd({
     stanzas: config.stanzas,
     maxPacketAge: s.maxPacketAge,
+    serverKey: config.serverKey,
     firewall,
     replay,
     capture,
@@ -162,15 +163,24 @@ async function runDaemon(opts: DaemonOptions, config: LoadedConfig, log: Log): P
     };
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
+    // One reload at a time, in signal order: a slow one never lands after a later one.
+    let reloading = Promise.resolve();
     process.on("SIGHUP", () => {
+      reloading = reloading.then(reload);
+    });
+    const reload = async () => {
       try {
-        const next = loadConfig({
+        const next = await loadConfig({
           confFile: opts.config,
           accessFile: opts.accessFile,
           strictPermissions: opts.strictPermissions === true,
         });
         for (const note of next.notes) log.warning(note);
-        daemon.reload(next.stanzas, next.settings.maxPacketAge);
+        daemon.reload({
+          stanzas: next.stanzas,
+          maxPacketAge: next.settings.maxPacketAge,
+          serverKey: next.serverKey,
+        });
         if (
           firewall instanceof NftablesFirewall &&
           next.guardPorts.length !== config.guardPorts.length
@@ -183,7 +193,7 @@ async function runDaemon(opts: DaemonOptions, config: LoadedConfig, log: Log): P
           `reload failed, keeping the running configuration: ${err instanceof Error ? err.message : String(err)}`,
         );
       }
-    });
+    };
   });
 }
 
@@ -191,7 +201,7 @@ export async function runDaemonCommand(opts: DaemonOptions): Promise<number> {
   const log = opts.foreground ? stderrLog(opts.verbose === true) : null;
   let config: LoadedConfig;
   try {
-    config = loadConfig({
+    config = await loadConfig({
       confFile: opts.config,
       accessFile: opts.accessFile,
       strictPermissions: opts.strictPermissions === true,

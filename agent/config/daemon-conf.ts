@@ -33,6 +33,8 @@ export interface DaemonSettings {
   /** null: `<runDir>/spaknockd.pid`. */
   readonly pidFile: string | null;
   readonly accessFile: string | null;
+  /** SERVER_KEY_FILE: the X25519 private JWK JOSE packets are encrypted to; null: none. */
+  readonly serverKeyFile: string | null;
   readonly syslogIdentity: string;
   readonly syslogFacility: string;
   readonly verbose: boolean;
@@ -68,6 +70,7 @@ export const DAEMON_DEFAULTS: DaemonSettings = {
   runDir: "/run/spaknock",
   pidFile: null,
   accessFile: null,
+  serverKeyFile: null,
   syslogIdentity: "spaknockd",
   syslogFacility: "LOG_DAEMON",
   verbose: false,
@@ -177,6 +180,10 @@ const DAEMON_KEYWORDS: Readonly<Record<string, (l: ConfLine, d: DaemonDraft) => 
   },
   ACCESS_FILE: (l, d) => {
     d.s.accessFile = requireValue(l);
+  },
+  SERVER_KEY_FILE: (l, d) => {
+    if (!l.value.startsWith("/")) throw confError(l, "SERVER_KEY_FILE must be an absolute path");
+    d.s.serverKeyFile = l.value;
   },
   SYSLOG_IDENTITY: (l, d) => {
     d.s.syslogIdentity = requireValue(l);

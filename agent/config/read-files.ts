@@ -38,7 +38,31 @@ export function checkKeyFileMode(file: string, opts: ReadOptions): void {
   opts.warn({ file, line: 0, message });
 }
 
-function resolveRelative(from: string, target: string): string {
+/**
+ * An authorized key set holds public keys: others may read it (0644 is fine), but whoever can
+ * write it can add a key that opens the door, so it must be writable by its owner alone.
+ */
+export function checkPublicKeySetMode(file: string, opts: ReadOptions): void {
+  const mode = statSync(file).mode & 0o777;
+  if ((mode & 0o022) === 0) return;
+  const message =
+    `permissions ${mode.toString(8).padStart(4, "0")} let others write authorized keys (add a key ` +
+    "that opens the door); use chmod 644 (public keys may be read by anyone)";
+  if (opts.strictPermissions) throw confError({ file, line: 0 }, message);
+  opts.warn({ file, line: 0, message });
+}
+
+/** Reads a key file's text (a JWK or a JWK Set); the caller checks its mode. */
+export function readKeyText(file: string, line: { file: string; line: number }): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code ?? String(err);
+    throw confError(line, `cannot read ${file} (${reason})`);
+  }
+}
+
+export function resolveRelative(from: string, target: string): string {
   return isAbsolute(target) ? target : resolve(dirname(from), target);
 }
 

@@ -107,6 +107,7 @@ describe("email notification", () => {
     const daemon = new Spaknockd({
       stanzas: [stanza({ fwAccessTimeout: 1 })],
       maxPacketAge: null,
+      serverKey: null,
       firewall: new DryRunFirewall(),
       replay: null,
       capture,
