@@ -93,6 +93,7 @@ export function createApp(options: CreateAppOptions = {}): SpaknockApp {
   const knocker = new SpaKnocker(stack, "SpaKnocker", {
     guardedSecurityGroupIds: config.guardedSecurityGroupIds,
     ...(vpc ? { vpc } : {}),
+    ipv6: config.ipv6,
     relay: {
       mode: config.relay.mode,
       instanceType: new InstanceType(config.relay.instanceType),

@@ -68,6 +68,8 @@ export const cloudConfigSchema = z
       .refine((ids) => new Set(ids).size === ids.length, "lists a group twice")
       .default([]),
     vpc: vpcSchema.optional(),
+    /** The VPC has IPv6 (a new one is made dual-stack): the relay takes IPv6 senders too. */
+    ipv6: z.boolean().default(false),
     relay: relaySchema.default({ mode: "eip", instanceType: "t4g.nano", port: 62201 }),
     functionUrl: z.boolean().default(false),
     notificationEmails: z.array(z.email("not an email address")).default([]),
@@ -110,6 +112,14 @@ export const cloudConfigSchema = z
         code: "custom",
         path: ["vpc", "publicSubnetIds"],
         message: "needs one subnet per availability zone, in the same order",
+      });
+    }
+    if (c.ipv6 && c.relay.mode === "nlb") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["ipv6"],
+        message:
+          'needs relay mode "eip" or "none": a dual-stack Network Load Balancer cannot forward UDP to instances',
       });
     }
     if (c.relay.mode === "nlb" && (c.vpc?.availabilityZones.length ?? 2) < 2) {

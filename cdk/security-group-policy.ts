@@ -6,6 +6,12 @@
  * EC2 authorizes a security-group-rule call against two resources: the group (which the ARN
  * pins to the guarded groups) and the rule (`security-group-rule/*`: a new rule's id is not
  * known in advance, so the rule is narrowed by its tags instead).
+ *
+ * No statement names an address family: the Service Authorization Reference has no condition key
+ * for a rule's CidrIp or CidrIpv6, so IAM cannot tell an IPv4 /32 from an IPv6 /128 (or from a
+ * wider range). Both are allowed, and confined, by the same statements; that a rule is for the
+ * knocker's one address is the code's doing (test/lambda/iam-calls.test.ts checks the reference
+ * still lists no such key).
  */
 import { ArnFormat, Stack } from "aws-cdk-lib";
 import { PolicyStatement } from "aws-cdk-lib/aws-iam";
@@ -45,8 +51,8 @@ export function guardedGroupArns(scope: Construct, groupIds: readonly string[]):
 const onlySpaknockTagKeys = { "ForAllValues:StringEquals": { "aws:TagKeys": [...RULE_TAG_KEYS] } };
 
 /**
- * Opening a grant (the knock function, or the opener role it acts through): authorize a /32 rule
- * that carries `spaknock:managed=true`, refresh a rule that is already spaknock's, find the
+ * Opening a grant (the knock function, or the opener role it acts through): authorize a rule for
+ * one address (IPv4 /32 or IPv6 /128) that carries `spaknock:managed=true`, refresh a rule that is already spaknock's, find the
  * existing rule on a duplicate, and roll back a partial grant.
  */
 export function openStatements({ groupArns, ruleArn }: GuardedGroupArns): PolicyStatement[] {
@@ -84,7 +90,7 @@ export function openStatements({ groupArns, ruleArn }: GuardedGroupArns): Policy
     }),
     // A second knock for the same address and port refreshes the existing rule: CreateTags writes
     // the new spaknock:expires. Only on a rule that already carries spaknock:managed, so a
-    // permanent rule somebody added by hand for the same /32 can never be re-tagged into one the
+    // permanent rule somebody added by hand for the same address can never be re-tagged into one the
     // sweeper would later revoke.
     new PolicyStatement({
       sid: "RetagOnlyRulesAlreadyManaged",

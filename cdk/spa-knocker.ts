@@ -26,6 +26,7 @@ import {
   FlowLogDestination,
   FlowLogTrafficType,
   InstanceType,
+  IpProtocol,
   type ISecurityGroup,
   type IVpc,
   SecurityGroup,
@@ -116,6 +117,18 @@ export interface SpaKnockerProps {
    * @default - a new VPC with two public subnets, no NAT gateways, and flow logs
    */
   readonly vpc?: IVpc;
+  /**
+   * The VPC has IPv6, so engineers on IPv6-only networks can knock through the relay: the relay
+   * listens dual-stack and its group lets the SPA port in from `::/0` as well. A new VPC is then
+   * made dual-stack (an Amazon-provided /56; its public subnets give instances an IPv6 address and
+   * still a public IPv4 one, which the relay's boot and AWS API calls use). An existing `vpc` must
+   * already be dual-stack, with public subnets that assign IPv6 addresses on launch. The relay's
+   * IPv6 address is the instance's own (EC2 has no Elastic IP for IPv6). Not with relay mode
+   * `nlb`: a dual-stack Network Load Balancer forwards UDP only to IPv6 IP targets, not to
+   * instances. The function URL, when on, is dual-stack whatever this says.
+   * @default false
+   */
+  readonly ipv6?: boolean;
   /** @default - one instance with an Elastic IP on udp/62201 */
   readonly relay?: SpaKnockerRelayProps;
   /**
@@ -227,7 +240,7 @@ export class SpaKnocker extends Construct {
         : (props.reservedConcurrency ?? { knock: 10, revoke: 5, sweep: 1 });
 
     if (props.vpc || relayMode !== "none" || groupIds.length === 0) {
-      this.vpc = props.vpc ?? this.createVpc(retention);
+      this.vpc = props.vpc ?? this.createVpc(retention, props.ipv6 ?? false);
     }
     this.guardedSecurityGroups =
       groupIds.length > 0
@@ -374,6 +387,7 @@ export class SpaKnocker extends Construct {
         mode: relayMode,
         instanceType: props.relay?.instanceType ?? new InstanceType("t4g.nano"),
         port: relayPort,
+        ipv6: props.ipv6 ?? false,
         sourceRoot,
       });
     }
@@ -514,12 +528,22 @@ export class SpaKnocker extends Construct {
     });
   }
 
-  private createVpc(retention: RetentionDays): Vpc {
+  private createVpc(retention: RetentionDays, ipv6: boolean): Vpc {
     const flowLogs = new LogGroup(this, "FlowLogs", { retention });
     return new Vpc(this, "Vpc", {
       maxAzs: 2,
       natGateways: 0,
-      subnetConfiguration: [{ name: "public", subnetType: SubnetType.PUBLIC, cidrMask: 24 }],
+      ...(ipv6 ? { ipProtocol: IpProtocol.DUAL_STACK } : {}),
+      subnetConfiguration: [
+        {
+          name: "public",
+          subnetType: SubnetType.PUBLIC,
+          cidrMask: 24,
+          // CDK turns public IPv4 off in dual-stack public subnets; the relay needs it at boot,
+          // before it holds its Elastic IP, to reach the EC2 and S3 APIs (over IPv4).
+          ...(ipv6 ? { mapPublicIpOnLaunch: true, ipv6AssignAddressOnCreation: true } : {}),
+        },
+      ],
       // Nothing uses the default group; restricting it needs a custom-resource Lambda.
       restrictDefaultSecurityGroup: false,
       flowLogs: {
@@ -726,6 +750,11 @@ function validateProps(
   }
   if (relayMode === "none" && !props.functionUrl) {
     throw new TypeError('SpaKnocker: relay mode "none" needs functionUrl: true');
+  }
+  if (props.ipv6 && relayMode === "nlb") {
+    throw new TypeError(
+      'SpaKnocker: ipv6 needs relay mode "eip" or "none": a dual-stack Network Load Balancer cannot forward UDP to instances',
+    );
   }
   if (!Number.isInteger(relayPort) || relayPort < 1024 || relayPort > 65535) {
     throw new TypeError(`SpaKnocker: relay port ${relayPort} is not between 1024 and 65535`);

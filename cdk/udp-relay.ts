@@ -61,6 +61,11 @@ export interface UdpRelayProps {
   readonly instanceType: InstanceType;
   /** The UDP port clients send to (fwknop's default is 62201). */
   readonly port: number;
+  /**
+   * The VPC has IPv6: listen dual-stack and let the port in from `::/0` too.
+   * @default false
+   */
+  readonly ipv6?: boolean;
   /** The folder holding agent/main.ts and package.json. */
   readonly sourceRoot: string;
 }
@@ -175,7 +180,12 @@ export class UdpRelay extends Construct {
       }),
     );
 
-    this.securityGroup = this.createSecurityGroup(vpc, port);
+    const ipv6 = props.ipv6 ?? false;
+    if (ipv6 && mode === "nlb")
+      throw new TypeError(
+        "UdpRelay: ipv6 needs mode eip (a dual-stack NLB forwards UDP to IPv6 IP targets only)",
+      );
+    this.securityGroup = this.createSecurityGroup(vpc, port, ipv6);
 
     const userData = UserData.forLinux();
     userData.addCommands("set -euo pipefail");
@@ -214,7 +224,7 @@ export class UdpRelay extends Construct {
           "The instance id is known only at boot. The statement requires the instance to carry this group's aws:autoscaling:groupName tag, and the only address it can move is this relay's own Elastic IP.",
       });
     }
-    installRelay(userData, bundle, { mode, port, functionArn: knockFunction.functionArn });
+    installRelay(userData, bundle, { mode, port, ipv6, functionArn: knockFunction.functionArn });
 
     const launchTemplate = new LaunchTemplate(this, "LaunchTemplate", {
       // Resolved from AWS's public SSM parameter at deploy time (not a synth-time lookup), so
@@ -273,8 +283,8 @@ export class UdpRelay extends Construct {
     this.autoScalingGroup.node.addDependency(this.role);
   }
 
-  /** UDP in from anywhere (the relay never answers), HTTPS out only. */
-  private createSecurityGroup(vpc: IVpc, port: number): SecurityGroup {
+  /** UDP in from anywhere (the relay never answers), over IPv6 too when asked; HTTPS out only. */
+  private createSecurityGroup(vpc: IVpc, port: number, ipv6: boolean): SecurityGroup {
     const securityGroup = new SecurityGroup(this, "SecurityGroup", {
       vpc,
       description: `spaknock relay: udp/${port} from anywhere (the SPA packet is the credential)`,
@@ -285,10 +295,15 @@ export class UdpRelay extends Construct {
       Port.udp(port),
       "SPA packets; the relay never answers",
     );
+    if (ipv6)
+      securityGroup.addIngressRule(
+        Peer.anyIpv6(),
+        Port.udp(port),
+        "SPA packets over IPv6; the relay never answers",
+      );
     Validations.of(securityGroup).acknowledge({
       id: "AwsSolutions-EC23",
-      reason:
-        "Engineers knock from wherever they are, so the SPA port is open to any IPv4 source. It is UDP only, the relay never answers (a scan cannot tell it from a dropped port), and only packets that pass the SPA precheck are forwarded.",
+      reason: `Engineers knock from wherever they are, so the SPA port is open to any IPv4${ipv6 ? " and any IPv6" : ""} source. It is UDP only, the relay never answers (a scan cannot tell it from a dropped port), and only packets that pass the SPA precheck are forwarded.`,
     });
     // Outbound: HTTPS only, to the Lambda, S3 and EC2 endpoints and AL2023's package
     // repositories. DNS, the instance metadata service and Amazon Time Sync are link-local or
@@ -360,8 +375,16 @@ function writeUnit(userData: UserData, name: string, lines: readonly string[]): 
 function installRelay(
   userData: UserData,
   bundle: Asset,
-  { mode, port, functionArn }: { mode: RelayMode; port: number; functionArn: string },
+  {
+    mode,
+    port,
+    ipv6,
+    functionArn,
+  }: { mode: RelayMode; port: number; ipv6: boolean; functionArn: string },
 ): void {
+  // `[::]` is one dual-stack socket: IPv4 senders arrive as IPv4-mapped addresses, which the
+  // relay and the knock function both read as the IPv4 address they map.
+  const listen = ipv6 ? `[::]:${port}` : `0.0.0.0:${port}`;
   userData.addCommands(`dnf install -y nodejs${NODE_MAJOR}`, "install -d -m 0755 /opt/spaknock");
   userData.addS3DownloadCommand({
     bucket: bundle.bucket,
@@ -379,7 +402,7 @@ function installRelay(
     ...(mode === "nlb" ? [`Upholds=${HEALTH_UNIT}`] : []),
     "",
     "[Service]",
-    `ExecStart=${node} ${BUNDLE_PATH} relay --function ${functionArn} --listen 0.0.0.0:${port} --region ${Aws.REGION} --foreground`,
+    `ExecStart=${node} ${BUNDLE_PATH} relay --function ${functionArn} --listen ${listen} --region ${Aws.REGION} --foreground`,
     "Restart=always",
     "RestartSec=5",
     "DynamicUser=yes",

@@ -3,9 +3,14 @@
  * (`{"spa", "sourceIp", "sourcePort", "receivedAt"}`) and a Lambda function URL request (POST
  * body, or fwknop's HTTP form `GET /<data>` with `-`/`_` for `+`/`/`). Parsed with zod; anything
  * else is refused before any crypto.
+ *
+ * The sender may be IPv4 or IPv6 (function URLs are dual-stack, and so is a relay in a VPC with
+ * IPv6). Its address is passed on in canonical text, an IPv4-mapped IPv6 address (what a
+ * dual-stack socket reports for an IPv4 sender) as the IPv4 address it maps, so that the replay
+ * record, the stanza's SOURCE match and the rule all see one spelling of one address.
  */
 import { z } from "zod";
-import { isValidIpv4, MAX_SPA_DATA_SIZE } from "../core/index.js";
+import { canonicalIp, MAX_SPA_DATA_SIZE } from "../core/index.js";
 
 export interface KnockRequest {
   readonly via: "relay" | "url";
@@ -15,11 +20,22 @@ export interface KnockRequest {
   readonly receivedAt: number;
 }
 
-const ipv4 = z.string().refine(isValidIpv4, "not an IPv4 address");
+/** An IPv4 or IPv6 address, as its canonical text. */
+const ipAddress = z
+  .string()
+  .max(64)
+  .transform((text, ctx) => {
+    const canonical = canonicalIp(text);
+    if (canonical === null) {
+      ctx.addIssue({ code: "custom", message: "not an IP address" });
+      return z.NEVER;
+    }
+    return canonical;
+  });
 
 const relayEvent = z.object({
   spa: z.string().min(1).max(MAX_SPA_DATA_SIZE),
-  sourceIp: ipv4,
+  sourceIp: ipAddress,
   sourcePort: z.number().int().min(0).max(65535),
   receivedAt: z.number().int().positive(),
 });
@@ -33,7 +49,7 @@ const urlEvent = z.object({
   isBase64Encoded: z.boolean().optional(),
   requestContext: z.object({
     timeEpoch: z.number().optional(),
-    http: z.object({ method: z.string(), sourceIp: z.string() }),
+    http: z.object({ method: z.string(), sourceIp: z.string().max(64) }),
   }),
 });
 
@@ -72,10 +88,14 @@ function parseRequest(event: unknown, nowMs: number): KnockRequest | EventRefusa
   const url = urlEvent.safeParse(event);
   if (!url.success) return invalid("neither a relay event nor a function URL request");
   const { http } = url.data.requestContext;
-  if (!isValidIpv4(http.sourceIp)) return invalid("function URL request from a non-IPv4 address");
+  const sourceIp = canonicalIp(http.sourceIp);
+  if (sourceIp === null) return invalid("function URL request from no IP address");
   let spa: string;
   if (http.method === "GET") {
-    spa = (url.data.rawPath ?? "").replace(/^\//, "").replace(/-/g, "+").replace(/_/g, "/");
+    const path = (url.data.rawPath ?? "").replace(/^\//, "");
+    // fwknop's HTTP form maps base64's +/ to -_; a JOSE packet (dots, which fwknop data never
+    // holds) is base64url already and travels as it is.
+    spa = path.includes(".") ? path : path.replace(/-/g, "+").replace(/_/g, "/");
   } else if (http.method === "POST") {
     const body = url.data.body ?? "";
     spa = (url.data.isBase64Encoded ? Buffer.from(body, "base64").toString("latin1") : body).trim();
@@ -85,7 +105,7 @@ function parseRequest(event: unknown, nowMs: number): KnockRequest | EventRefusa
   return {
     via: "url",
     spa,
-    sourceIp: http.sourceIp,
+    sourceIp,
     sourcePort: 0,
     receivedAt: url.data.requestContext.timeEpoch ?? nowMs,
   };

@@ -4,7 +4,7 @@
  * firewall, Scheduler for the close and SNS for notices.
  */
 import { type GrantOutcome, grantAccess } from "../core/index.js";
-import { AccessConfigSecret } from "./adapters/access-config-secret.js";
+import { type AccessConfig, AccessConfigSecret } from "./adapters/access-config-secret.js";
 import { DynamoDbReplayCache } from "./adapters/dynamodb-replay.js";
 import { ec2ClientFactory } from "./adapters/opener-role.js";
 import { SchedulerExpiry } from "./adapters/scheduler-expiry.js";
@@ -60,9 +60,9 @@ export function createKnockService(
         log.warn("refused", { code: request.code, reason: request.reason });
         return answer;
       }
-      let stanzas: Awaited<ReturnType<typeof access.stanzas>>;
+      let config: AccessConfig;
       try {
-        stanzas = await access.stanzas();
+        config = await access.load();
       } catch (err) {
         log.error("refused: cannot read the access stanzas", {
           code: "CONFIG_INVALID",
@@ -81,7 +81,14 @@ export function createKnockService(
             destinationIp: null,
             receivedAt: request.receivedAt,
           },
-          { stanzas, replay, firewall, expiry, notifiers },
+          {
+            stanzas: config.stanzas,
+            serverKey: config.serverKey,
+            replay,
+            firewall,
+            expiry,
+            notifiers,
+          },
           { maxPacketAge: env.MAX_SPA_PACKET_AGE },
         );
       } catch (err) {

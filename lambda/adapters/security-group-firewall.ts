@@ -1,7 +1,8 @@
 /**
  * The Firewall port on EC2 security groups. A grant becomes, for each of its stanza's groups and
- * each port, one ingress rule for the knocker's /32, described and tagged with who opened it and
- * until when (so CloudTrail and the console show it). A second knock refreshes the existing
+ * each port, one ingress rule for the knocker's address alone (an IPv4 /32 in `IpRanges`, or an
+ * IPv6 /128 in `Ipv6Ranges`), described and tagged with who opened it and until when (so
+ * CloudTrail and the console show it). A second knock refreshes the existing
  * rule's description and tags instead of failing on InvalidPermission.Duplicate. All or nothing:
  * if any group refuses, the rules this knock created are revoked again.
  */
@@ -18,8 +19,10 @@ import {
 import {
   type Firewall,
   type Grant,
+  type IpAddress,
   type OpenedRule,
   type ProtoPort,
+  parseIpAddress,
   SpaError,
 } from "../../core/index.js";
 
@@ -66,20 +69,71 @@ export function firewallError(err: unknown, what: string): SpaError {
   return new SpaError("FIREWALL_FAILED", `${what}: ${errorName(err)}: ${message}`);
 }
 
-function matches(rule: SecurityGroupRule, cidr: string, port: ProtoPort): boolean {
+/** One address as a security-group rule source: its family and its single-address CIDR. */
+export interface RuleSource {
+  readonly family: 4 | 6;
+  /** `a.b.c.d/32` or `<RFC 5952 text>/128`. */
+  readonly cidr: string;
+}
+
+/** The rule source for a grant's address; an IPv4-mapped IPv6 address is its IPv4 address. */
+export function ruleSource(sourceIp: string): RuleSource {
+  const ip = parseIpAddress(sourceIp);
+  if (ip === null)
+    throw new SpaError("FIREWALL_FAILED", `"${sourceIp.slice(0, 64)}" is not an IP address`);
+  return { family: ip.family, cidr: `${ip.text}/${ip.family === 4 ? 32 : 128}` };
+}
+
+/**
+ * The address of a single-address CIDR (`a.b.c.d/32`, `<IPv6>/128`), or null for a wider one.
+ * `::ffff:a.b.c.d/128` stays IPv6: EC2 keeps it in `CidrIpv6`, and it is not an IPv4 sender's /32.
+ */
+function singleAddress(cidr: string | undefined): IpAddress | null {
+  const [text = "", bits, ...rest] = (cidr ?? "").split("/");
+  const ip = parseIpAddress(text);
+  if (ip === null || rest.length > 0) return null;
+  const family = text.includes(":") ? 6 : 4;
+  if (ip.family !== family || bits !== (family === 4 ? "32" : "128")) return null;
+  return ip;
+}
+
+/** The rule's own source, when it is one address of the family its field says. */
+function sourceOfRule(rule: SecurityGroupRule): RuleSource | null {
+  const v4 = rule.CidrIpv4 !== undefined ? singleAddress(rule.CidrIpv4) : null;
+  if (v4?.family === 4) return { family: 4, cidr: `${v4.text}/32` };
+  const v6 = rule.CidrIpv6 !== undefined ? singleAddress(rule.CidrIpv6) : null;
+  if (v6?.family === 6) return { family: 6, cidr: `${v6.text}/128` };
+  return null;
+}
+
+function matches(rule: SecurityGroupRule, source: RuleSource, port: ProtoPort): boolean {
+  const own = sourceOfRule(rule);
   return (
     rule.IsEgress === false &&
-    rule.CidrIpv4 === cidr &&
+    own?.family === source.family &&
+    own.cidr === source.cidr &&
     rule.IpProtocol === port.proto &&
     rule.FromPort === port.port &&
     rule.ToPort === port.port
   );
 }
 
+/** The source half of an IpPermission: IPv4 in `IpRanges`, IPv6 in `Ipv6Ranges`. */
+function permissionRange(source: RuleSource, description: string) {
+  return source.family === 4
+    ? { IpRanges: [{ CidrIp: source.cidr, Description: description }] }
+    : { Ipv6Ranges: [{ CidrIpv6: source.cidr, Description: description }] };
+}
+
+/** The source half of a SecurityGroupRuleRequest (ModifySecurityGroupRules). */
+function ruleRequestSource(source: RuleSource) {
+  return source.family === 4 ? { CidrIpv4: source.cidr } : { CidrIpv6: source.cidr };
+}
+
 /** What a refreshed rule looked like before, so a failed knock can put it back. */
 interface Previous {
   readonly port: ProtoPort;
-  readonly cidr: string;
+  readonly source: RuleSource;
   readonly description: string | undefined;
   /** The rule's spaknock:* tags before the refresh (it always carries spaknock:managed). */
   readonly tags: readonly Tag[];
@@ -131,7 +185,7 @@ export class SecurityGroupFirewall implements Firewall {
     port: ProtoPort,
     grant: Grant,
   ): Promise<{ rule: RuleRef; created: boolean; foreign?: boolean; previous?: Previous }> {
-    const cidr = `${grant.sourceIp}/32`;
+    const source = ruleSource(grant.sourceIp);
     try {
       const out = await ec2.send(
         new AuthorizeSecurityGroupIngressCommand({
@@ -141,7 +195,7 @@ export class SecurityGroupFirewall implements Firewall {
               IpProtocol: port.proto,
               FromPort: port.port,
               ToPort: port.port,
-              IpRanges: [{ CidrIp: cidr, Description: ruleDescription(grant) }],
+              ...permissionRange(source, ruleDescription(grant)),
             },
           ],
           TagSpecifications: [{ ResourceType: "security-group-rule", Tags: ruleTags(grant) }],
@@ -159,11 +213,11 @@ export class SecurityGroupFirewall implements Firewall {
         throw firewallError(err, `authorizing ${groupId}`);
     }
     // Already open for this address and port: refresh its expiry instead.
-    const existing = await this.findRule(ec2, groupId, cidr, port);
+    const existing = await this.findRule(ec2, groupId, source, port);
     if (!existing?.SecurityGroupRuleId) {
       throw new SpaError(
         "FIREWALL_FAILED",
-        `${groupId}: duplicate rule for ${cidr} ${port.proto}/${port.port} not found`,
+        `${groupId}: duplicate rule for ${source.cidr} ${port.proto}/${port.port} not found`,
       );
     }
     const ruleId = existing.SecurityGroupRuleId;
@@ -187,7 +241,7 @@ export class SecurityGroupFirewall implements Firewall {
                 IpProtocol: port.proto,
                 FromPort: port.port,
                 ToPort: port.port,
-                CidrIpv4: cidr,
+                ...ruleRequestSource(source),
                 Description: ruleDescription(grant),
               },
             },
@@ -203,7 +257,7 @@ export class SecurityGroupFirewall implements Firewall {
       created: false,
       previous: {
         port,
-        cidr,
+        source,
         description: existing.Description,
         tags: (existing.Tags ?? []).filter((t) => t.Key?.startsWith("spaknock:")),
       },
@@ -227,7 +281,7 @@ export class SecurityGroupFirewall implements Firewall {
                   IpProtocol: r.port.proto,
                   FromPort: r.port.port,
                   ToPort: r.port.port,
-                  CidrIpv4: r.cidr,
+                  ...ruleRequestSource(r.source),
                   ...(r.description !== undefined ? { Description: r.description } : {}),
                 },
               },
@@ -250,7 +304,7 @@ export class SecurityGroupFirewall implements Firewall {
     }
   }
 
-  private async findRule(ec2: EC2Client, groupId: string, cidr: string, port: ProtoPort) {
+  private async findRule(ec2: EC2Client, groupId: string, source: RuleSource, port: ProtoPort) {
     let token: string | undefined;
     do {
       const out = await ec2.send(
@@ -260,7 +314,7 @@ export class SecurityGroupFirewall implements Firewall {
           MaxResults: 1000,
         }),
       );
-      const hit = out.SecurityGroupRules?.find((r) => matches(r, cidr, port));
+      const hit = out.SecurityGroupRules?.find((r) => matches(r, source, port));
       if (hit) return hit;
       token = out.NextToken;
     } while (token);
@@ -326,6 +380,7 @@ export interface ManagedRule {
   readonly ruleId: string;
   readonly expiresAt: number | null;
   readonly user: string | null;
+  /** The rule's source as EC2 lists it: `CidrIpv4`, or `CidrIpv6` for an IPv6 rule. */
   readonly cidr: string | null;
   /** `tcp` or `udp` (EC2's IpProtocol), or null for anything else. */
   readonly proto: "tcp" | "udp" | null;
@@ -342,7 +397,7 @@ export interface ManagedRule {
 export function grantOfRule(rule: ManagedRule, nowSec: number): Grant {
   const expiresAt = rule.expiresAt ?? nowSec;
   return {
-    sourceIp: (rule.cidr ?? "?").replace(/\/32$/, ""),
+    sourceIp: singleAddress(rule.cidr ?? undefined)?.text ?? rule.cidr ?? "?",
     ports:
       rule.proto !== null && rule.port !== null ? [{ proto: rule.proto, port: rule.port }] : [],
     username: rule.user ?? "?",
@@ -378,7 +433,7 @@ export async function listManagedRules(ec2: EC2Client, groupId: string): Promise
         ruleId: r.SecurityGroupRuleId,
         expiresAt: expires !== undefined && /^\d+$/.test(expires) ? Number(expires) : null,
         user: tag(TAG.user) ?? null,
-        cidr: r.CidrIpv4 ?? null,
+        cidr: r.CidrIpv4 ?? r.CidrIpv6 ?? null,
         proto: r.IpProtocol === "tcp" || r.IpProtocol === "udp" ? r.IpProtocol : null,
         port: r.FromPort ?? null,
         stanza: /^\d+$/.test(tag(TAG.stanza) ?? "") ? Number(tag(TAG.stanza)) : 0,

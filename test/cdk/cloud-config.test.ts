@@ -40,6 +40,7 @@ describe("a valid config", () => {
     expect(parseCloudConfig({}, "c.json")).toEqual({
       stackName: "Spaknock",
       guardedSecurityGroupIds: [],
+      ipv6: false,
       relay: { mode: "eip", instanceType: "t4g.nano", port: 62201 },
       functionUrl: false,
       notificationEmails: [],
@@ -115,6 +116,11 @@ describe("a bad config", () => {
     expect(problems({ relay: { port: 53 } })).toEqual([
       "relay.port: must be between 1024 and 65535 (a port number)",
     ]);
+    expect(problems({ ipv6: true, relay: { mode: "nlb" } })).toEqual([
+      'ipv6: needs relay mode "eip" or "none": a dual-stack Network Load Balancer cannot forward UDP to instances',
+    ]);
+    expect(problems({ ipv6: "yes" })).toHaveLength(1);
+    expect(problems({ ipv6: true })).toEqual([]);
   });
 
   it("names an existing VPC that does not fit", () => {

@@ -1,7 +1,8 @@
 /**
  * The other shapes, synthesized without bundling (placeholder assets; the bundles are checked in
  * spa-knocker.test.ts): the highly available relay behind a UDP load balancer in an existing VPC
- * with a new guarded group and no opener roles, and a function-URL-only deployment.
+ * with a new guarded group and no opener roles, a function-URL-only deployment, and a dual-stack
+ * VPC whose relay takes IPv6 senders.
  */
 
 import { App, Stack } from "aws-cdk-lib";
@@ -28,6 +29,7 @@ const VPC = {
 
 let ha: Synthesized;
 let urlOnly: Synthesized;
+let dualStack: Synthesized;
 
 beforeAll(() => {
   ha = synthesize(
@@ -52,11 +54,13 @@ beforeAll(() => {
     },
     { bundle: false },
   );
+  dualStack = synthesize({ stackName: "SpaknockV6", ipv6: true }, { bundle: false });
 }, 120_000);
 
 afterAll(() => {
   ha?.cleanUp();
   urlOnly?.cleanUp();
+  dualStack?.cleanUp();
 });
 
 describe("highly available relay", () => {
@@ -211,9 +215,76 @@ describe("function URL only", () => {
   });
 });
 
+describe("a dual-stack VPC (ipv6: true)", () => {
+  it("gives the new VPC an Amazon IPv6 /56 and its public subnets IPv6 and public IPv4", () => {
+    dualStack.template.hasResourceProperties("AWS::EC2::VPCCidrBlock", {
+      AmazonProvidedIpv6CidrBlock: true,
+    });
+    const subnets = Object.values(dualStack.template.findResources("AWS::EC2::Subnet"));
+    expect(subnets).toHaveLength(2);
+    for (const subnet of subnets)
+      expect(subnet.Properties).toMatchObject({
+        AssignIpv6AddressOnCreation: true,
+        // The relay calls the EC2 and S3 APIs over IPv4 at boot, before it holds its address.
+        MapPublicIpOnLaunch: true,
+        Ipv6CidrBlock: expect.anything(),
+      });
+    dualStack.template.hasResourceProperties("AWS::EC2::Route", {
+      DestinationIpv6CidrBlock: "::/0",
+      GatewayId: Match.anyValue(),
+    });
+  });
+
+  it("lets the SPA port in from any IPv4 and any IPv6 source, and only HTTPS out over IPv4", () => {
+    const sg = resourceNamed(
+      dualStack.template,
+      "AWS::EC2::SecurityGroup",
+      "SpaKnockerRelaySecurityGroup",
+    );
+    expect(sg.Properties.SecurityGroupIngress).toEqual([
+      expect.objectContaining({
+        IpProtocol: "udp",
+        FromPort: 62201,
+        ToPort: 62201,
+        CidrIp: "0.0.0.0/0",
+      }),
+      expect.objectContaining({
+        IpProtocol: "udp",
+        FromPort: 62201,
+        ToPort: 62201,
+        CidrIpv6: "::/0",
+      }),
+    ]);
+    expect(sg.Properties.SecurityGroupEgress).toEqual([
+      expect.objectContaining({ IpProtocol: "tcp", FromPort: 443, CidrIp: "0.0.0.0/0" }),
+    ]);
+  });
+
+  it("runs the relay on one dual-stack socket", () => {
+    const lt = resourceNamed(
+      dualStack.template,
+      "AWS::EC2::LaunchTemplate",
+      "SpaKnockerRelayLaunchTemplate",
+    ).Properties.LaunchTemplateData as { UserData: unknown };
+    const script = JSON.stringify(lt.UserData);
+    expect(script).toContain("--listen [::]:62201");
+    expect(script).not.toContain("--listen 0.0.0.0");
+  });
+
+  it("keeps an IPv4-only VPC's relay IPv4-only", () => {
+    const sg = resourceNamed(
+      ha.template,
+      "AWS::EC2::SecurityGroup",
+      "SpaKnockerRelaySecurityGroup",
+    );
+    expect(JSON.stringify(sg.Properties)).not.toContain("CidrIpv6");
+    ha.template.resourceCountIs("AWS::EC2::VPCCidrBlock", 0);
+  });
+});
+
 describe("cdk-nag AwsSolutions", () => {
-  it("has no unacknowledged finding in either shape", () => {
-    for (const s of [ha, urlOnly]) {
+  it("has no unacknowledged finding in any shape", () => {
+    for (const s of [ha, urlOnly, dualStack]) {
       const report = new AwsSolutionsChecks().validateScope(s.app);
       expect(
         report.violations.map((v) => `${v.ruleName} at ${v.violatingResources[0]?.constructPath}`),
@@ -234,6 +305,9 @@ describe("the construct on its own", () => {
     expect(build({ relay: { mode: "none" } })).toThrow(/needs functionUrl: true/);
     expect(build({ relay: { instanceType: new InstanceType("t3.nano") } })).toThrow(/Graviton/);
     expect(build({ relay: { port: 53 } })).toThrow(/between 1024 and 65535/);
+    expect(build({ ipv6: true, relay: { mode: "nlb" } })).toThrow(
+      /ipv6 needs relay mode "eip" or "none"/,
+    );
   });
 
   it("is usable in a team's own app, with defaults for everything", () => {

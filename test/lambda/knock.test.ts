@@ -22,6 +22,7 @@ import { CreateScheduleCommand, SchedulerServiceException } from "@aws-sdk/clien
 import { GetSecretValueCommand } from "@aws-sdk/client-secrets-manager";
 import { PublishCommand } from "@aws-sdk/client-sns";
 import { AssumeRoleCommand } from "@aws-sdk/client-sts";
+import type { LambdaFunctionURLEvent } from "aws-lambda";
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
 import { replayDigest } from "../../core/index.js";
 import { URL_RESPONSE } from "../../lambda/knock-event.js";
@@ -589,7 +590,7 @@ describe("knock: function URL requests", () => {
     expect(log.entries.find((e) => e.message === "granted")?.extra.via).toBe("url");
   });
 
-  it.each([
+  it.each<[string, () => LambdaFunctionURLEvent, string]>([
     ["PUT", () => urlEvent("PUT", { body: spaData() }), "EVENT_INVALID"],
     ["GET /", () => urlEvent("GET"), "EVENT_INVALID"],
     ["POST without a body", () => urlEvent("POST"), "EVENT_INVALID"],
@@ -603,11 +604,14 @@ describe("knock: function URL requests", () => {
       () => urlEvent("POST", { body: "A".repeat(1501) }),
       "EVENT_INVALID",
     ],
-    [
-      "an IPv6 source",
-      () => urlEvent("POST", { body: spaData(), sourceIp: "2001:db8::1" }),
-      "EVENT_INVALID",
-    ],
+    // IPv6 senders are welcome (test/lambda/ipv6.test.ts); what is no one address is not.
+    ...["fe80::1%eth0", "[2001:db8::1]", "2001:db8::1/128", "2001:db8:::1", "::ffff:999.0.0.1"].map(
+      (sourceIp): [string, () => LambdaFunctionURLEvent, string] => [
+        `a source of ${sourceIp}`,
+        () => urlEvent("POST", { body: spaData(), sourceIp }),
+        "EVENT_INVALID",
+      ],
+    ),
     [
       "a browser's GET /favicon.ico",
       () => urlEvent("GET", { rawPath: "/favicon.ico" }),
@@ -649,7 +653,11 @@ describe("knock: refusals", () => {
     ["an oversized spa (1501 characters)", () => ({ ...valid(), spa: "A".repeat(1501) })],
     ["an oversized spa (1 MB)", () => ({ ...valid(), spa: "A".repeat(1 << 20) })],
     ["a bad sourceIp", () => ({ ...valid(), sourceIp: "999.1.1.1" })],
-    ["an IPv6 sourceIp", () => ({ ...valid(), sourceIp: "::1" })],
+    ["an IPv6 sourceIp with a zone id", () => ({ ...valid(), sourceIp: "fe80::1%eth0" })],
+    ["a bracketed IPv6 sourceIp", () => ({ ...valid(), sourceIp: "[2001:db8::1]" })],
+    ["an IPv6 sourceIp of nine groups", () => ({ ...valid(), sourceIp: "1:2:3:4:5:6:7:8:9" })],
+    ["an IPv6 prefix as sourceIp", () => ({ ...valid(), sourceIp: "2001:db8::/64" })],
+    ["a sourceIp that is not a string", () => ({ ...valid(), sourceIp: 3405803783 })],
     ["a bad sourcePort", () => ({ ...valid(), sourcePort: 70000 })],
     ["no receivedAt", () => ({ spa: spaData(), sourceIp: "203.0.113.7", sourcePort: 1 })],
   ])("refuses %s as EVENT_INVALID before reading keys or the replay table", async (_, event) => {

@@ -173,6 +173,53 @@ describe("replay table (dynalite)", () => {
     expect(authorizeCount()).toBe(1);
   });
 
+  it("opens exactly once when 20 knock functions handle the same packet from an IPv6 sender", async () => {
+    // Prepare: a packet that asks for its source address, relayed from an IPv6 sender
+    const spa = spaData({ message: "0.0.0.0,tcp/22" });
+    const event = relayEvent(spa, "2001:db8::7");
+
+    // Act
+    const first = await handleConcurrently(Array(CONCURRENCY).fill(event), NOW_MS);
+
+    // Assess
+    expect(first.granted).toBe(1);
+    expect(first.codes).toEqual(Array(CONCURRENCY - 1).fill("SPA_REPLAY"));
+    expect(
+      inputsOf(mocks.ec2, AuthorizeSecurityGroupIngressCommand).map((i) => i.IpPermissions),
+    ).toEqual([
+      [
+        {
+          IpProtocol: "tcp",
+          FromPort: 22,
+          ToPort: 22,
+          Ipv6Ranges: [
+            {
+              CidrIpv6: "2001:db8::7/128",
+              Description: "spaknock user=alice until=2026-11-25T12:00:30Z",
+            },
+          ],
+        },
+      ],
+    ]);
+    expect(mocks.scheduler.commandCalls(CreateScheduleCommand)).toHaveLength(1);
+    expect((await itemOf(spa))?.sourceIp).toEqual({ S: "2001:db8::7" });
+
+    // Act: the same packet again, from the same sender spelled out in full, and from another
+    // IPv6 address (a copy captured on the way)
+    const later = NOW_MS + 30_000;
+    const second = await handleConcurrently(
+      Array.from({ length: CONCURRENCY }, (_, i) =>
+        relayEvent(spa, i % 2 === 0 ? "2001:0db8:0:0:0:0:0:7" : "2001:db8:bad::66", later),
+      ),
+      later,
+    );
+
+    // Assess
+    expect(second.granted).toBe(0);
+    expect(second.codes).toEqual(Array(CONCURRENCY).fill("SPA_REPLAY"));
+    expect(authorizeCount()).toBe(1);
+  });
+
   it("lets exactly one of 20 concurrent conditional puts claim a digest", async () => {
     const caches = Array.from(
       { length: CONCURRENCY },
