@@ -21,6 +21,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { replayDigest } from "../../core/index.js";
 import { DynamoDbReplayCache } from "../../lambda/adapters/dynamodb-replay.js";
 import { createKnockService } from "../../lambda/knock-service.js";
+import { authorizedKeysText, buildWithJose, testKeyPair } from "../helpers/jose-packets.js";
 import {
   accessConf,
   awsClients,
@@ -217,6 +218,42 @@ describe("replay table (dynalite)", () => {
     // Assess
     expect(second.granted).toBe(0);
     expect(second.codes).toEqual(Array(CONCURRENCY).fill("SPA_REPLAY"));
+    expect(authorizeCount()).toBe(1);
+  });
+
+  it("opens exactly once when 20 knock functions handle the same JOSE packet", async () => {
+    // Prepare: the server key and alice's key in the secret bundle; a packet built with jose
+    const [alice, serverPair] = await Promise.all([testKeyPair("Ed25519"), testKeyPair("X25519")]);
+    resetAws(
+      mocks,
+      JSON.stringify({
+        accessConf: `SOURCE ANY\nAUTHORIZED_KEYS team\nSECURITY_GROUPS ${SG_A}\n`,
+        authorizedKeys: { team: JSON.parse(authorizedKeysText([{ key: alice, name: "alice" }])) },
+        serverKey: serverPair.privateJwk,
+      }),
+    );
+    mocks.ec2.on(AuthorizeSecurityGroupIngressCommand).resolves({
+      Return: true,
+      SecurityGroupRules: [{ SecurityGroupRuleId: "sgr-0a1a1a1a1a1a1a1a1", GroupId: SG_A }],
+    });
+    mocks.scheduler.on(CreateScheduleCommand).resolves({ ScheduleArn: "arn:aws:scheduler:x" });
+    const spa = await buildWithJose({
+      signer: alice,
+      server: serverPair,
+      username: "alice",
+      now: NOW_MS / 1000,
+      ip: "::",
+    });
+
+    // Act
+    const first = await handleConcurrently(
+      Array(CONCURRENCY).fill(relayEvent(spa, "2001:db8::7")),
+      NOW_MS,
+    );
+
+    // Assess
+    expect(first.granted).toBe(1);
+    expect(first.codes).toEqual(Array(CONCURRENCY - 1).fill("SPA_REPLAY"));
     expect(authorizeCount()).toBe(1);
   });
 
