@@ -136,6 +136,58 @@ function checkPrerequisites() {
 }
 
 /**
+ * The JOSE profile's keys for one run: the server's X25519 key (0600) and one user's Ed25519 key
+ * in a JWK Set, written to a private directory; returns the files for spaknockd and a builder of
+ * one JOSE packet per address (built by dist/core, the encoder the client uses).
+ */
+async function joseSetup(net) {
+  const core = await import("../dist/core/index.js");
+  const dir = net.makeTempDir("jose");
+  const server = await core.generateJwkPair("X25519");
+  const user = await core.generateJwkPair("Ed25519");
+  const serverKeyFile = join(dir, "server.jwk");
+  const authorizedKeysFile = join(dir, "team.jwks");
+  writeFileSync(serverKeyFile, JSON.stringify(server.privateJwk), { mode: 0o600, flag: "wx" });
+  writeFileSync(
+    authorizedKeysFile,
+    JSON.stringify({ keys: [{ ...user.publicJwk, name: "bench" }] }),
+    {
+      mode: 0o644,
+      flag: "wx",
+    },
+  );
+  const signingKey = await core.importPrivateJwk(
+    JSON.stringify(user.privateJwk),
+    "Ed25519",
+    "bench",
+  );
+  const serverPublic = await core.importPublicJwk(
+    JSON.stringify(server.publicJwk),
+    "X25519",
+    "bench",
+  );
+  const build = async (addrs) =>
+    Promise.all(
+      addrs.map(async (addr) => ({
+        addr,
+        wire: await core.buildJosePacket(
+          {
+            username: "bench",
+            timestamp: Math.floor(Date.now() / 1000),
+            allowIp: addr,
+            ports: [{ proto: "tcp", port: TCP_PORT }],
+            clientTimeout: 0,
+          },
+          randomBytes(16),
+          signingKey,
+          serverPublic,
+        ),
+      })),
+    );
+  return { files: { serverKeyFile, authorizedKeysFile }, build };
+}
+
+/**
  * Writes a 0600 fwknop-format rc file holding the keys (so no key is ever on a command line) and
  * returns a builder that makes one SPA packet per address with `spaknock -T`.
  */
@@ -388,6 +440,8 @@ async function benchDaemon(name) {
     const latencyAddrs = await net.addClientAddresses(settings.knocks + 1);
     const floodAddrs = [];
     for (const _ of floodSpecs) floodAddrs.push(await net.addClientAddresses(FLOOD_KNOCKS));
+    const jose = name === "spaknockd" ? await joseSetup(net) : null;
+    const joseAddrs = jose ? await net.addClientAddresses(settings.knocks) : [];
     await net.allowClientSourcesFrom(`${spoofHalf(net)}.0.0/16`);
     const keys = {
       key: randomBytes(32).toString("base64"),
@@ -399,6 +453,7 @@ async function benchDaemon(name) {
       spaPort: SPA_PORT,
       timeoutSec: GRANT_SECONDS,
       verbose: args.verbose,
+      ...(jose ? { jose: jose.files } : {}),
     };
     const buildPackets = packetBuilder(net, keys);
     progress(`${name}: starting`);
@@ -411,6 +466,20 @@ async function benchDaemon(name) {
     const opened = latency.map((r) => r.ms).filter((ms) => ms !== null);
     const diagnostics = {};
     if (name === "spaknockd") diagnostics.afterLatency = await nftDiagnostics(net);
+    let joseLatency = null;
+    if (jose) {
+      progress(`${name}: knock→open latency of JOSE packets, ${settings.knocks} knocks`);
+      const results = await measureLatency(net, jose.build, joseAddrs);
+      daemon.assertAlive();
+      const ms = results.map((r) => r.ms).filter((v) => v !== null);
+      joseLatency = {
+        knocks: results.length,
+        opened: ms.length,
+        medianMs: percentile(ms, 50),
+        p90Ms: percentile(ms, 90),
+        samples: results.map((r) => r.ms),
+      };
+    }
 
     progress(
       `${name}: CPU per junk packet, ${settings.burst} packets at ${settings.burstRate}/s ` +
@@ -444,6 +513,7 @@ async function benchDaemon(name) {
         firstMs: first?.ms ?? null,
         samples: latency.map((r) => r.ms),
       },
+      joseLatency,
       burst,
       floods,
       peakRssMiB,
@@ -484,6 +554,15 @@ function buildRows(fwk, spk) {
     both("knock→open p90 (ms)", (r) => r.latency.p90Ms, "lower"),
     both("knocks opened", (r) => `${r.latency.opened}/${r.latency.knocks}`),
     both("  first knock after start (ms)", (r) => r.latency.firstMs ?? "none", "lower"),
+    // fwknopd has no JOSE profile: its column is its fwknop packet, the thing a JOSE knock replaces.
+    both(
+      "knock→open median, JOSE packet (ms; fwknopd: fwknop packet)",
+      (r) => (r.name === "fwknopd" ? r.latency.medianMs : r.joseLatency?.medianMs),
+      "lower",
+    ),
+    both("  JOSE knocks opened", (r) =>
+      r.joseLatency ? `${r.joseLatency.opened}/${r.joseLatency.knocks}` : undefined,
+    ),
   ];
   const specs = [...settings.floods.fwknopd, ...settings.floods.spaknockd]
     .filter((f, i, all) => all.findIndex((g) => floodKey(g) === floodKey(f)) === i)
@@ -597,6 +676,10 @@ async function main() {
     if (run === undefined) continue;
     const samples = run.latency.samples.map((ms) => (ms === null ? "x" : ms.toFixed(1)));
     out.push(`${run.name} knock→open samples (ms): ${samples.join(" ")}`);
+    if (run.joseLatency) {
+      const jose = run.joseLatency.samples.map((ms) => (ms === null ? "x" : ms.toFixed(1)));
+      out.push(`${run.name} knock→open samples, JOSE packets (ms): ${jose.join(" ")}`);
+    }
   }
   process.stdout.write(`${out.join("\n")}\n`);
 }

@@ -15,11 +15,12 @@ const CLOCK_TICKS_PER_SEC = 100; // USER_HZ on Linux
 /** spaknockd's own nftables table in the bench (`inet <name>`). */
 export const NFT_TABLE = "spaknockbench";
 
-const stanza = (keys, tcpPort, timeoutSec) => ({
+const stanza = (keys, tcpPort, timeoutSec, extraLines = []) => ({
   keyBase64: keys.key,
   hmacKeyBase64: keys.hmacKey,
   openPorts: `tcp/${tcpPort}`,
   fwAccessTimeout: timeoutSec,
+  extraLines,
 });
 
 /** A running daemon (a helper's handle) and what the bench reads of it from /proc. */
@@ -115,13 +116,21 @@ export async function startFwknopd(net, { keys, tcpPort, timeoutSec, spaPort, ve
  * drops the guarded port), UDP socket capture (the default), everything else in a private
  * directory.
  */
-export async function startSpaknockd(net, { keys, tcpPort, timeoutSec, verbose }) {
+/**
+ * spaknockd with one stanza that takes fwknop packets (keys) and, when `jose` names the files,
+ * JOSE packets too (`jose.serverKeyFile`, `jose.authorizedKeysFile`): the same stanza, so the two
+ * formats are measured on the same daemon.
+ */
+export async function startSpaknockd(net, { keys, tcpPort, timeoutSec, verbose, jose }) {
   const skip = spaknockdHelper.spaknockdSkipReason("nftables");
   if (skip !== undefined) throw new Error(skip);
   const handle = await spaknockdHelper.startSpaknockd(net, {
     backend: "nftables",
     capture: "udp",
-    stanzas: [stanza(keys, tcpPort, timeoutSec)],
+    stanzas: [
+      stanza(keys, tcpPort, timeoutSec, jose ? [`AUTHORIZED_KEYS ${jose.authorizedKeysFile}`] : []),
+    ],
+    extraConfLines: jose ? [`SERVER_KEY_FILE ${jose.serverKeyFile}`] : [],
     table: NFT_TABLE,
     verbose,
     startTimeoutMs: START_TIMEOUT_MS,
