@@ -36,3 +36,19 @@ it("every docs/protocol.md section the source names exists", () => {
   expect(missing).toEqual([]);
   expect(pointers).toBeGreaterThan(15);
 });
+
+it("every docs/ file the source names exists", () => {
+  const missing = new Set<string>();
+  for (const dir of ["agent", "cli", "core", "lambda", "test", "bench", "cdk"]) {
+    for (const file of files(join(ROOT, dir))) {
+      for (const m of readFileSync(file, "utf8").matchAll(/docs\/([a-z0-9-]+\.md)/g)) {
+        try {
+          statSync(join(ROOT, "docs", m[1] as string));
+        } catch {
+          missing.add(`${relative(ROOT, file)}: docs/${m[1]}`);
+        }
+      }
+    }
+  }
+  expect([...missing]).toEqual([]);
+});
