@@ -15,7 +15,11 @@ function buildProgram(run: (opts: DaemonOptions) => Promise<number>): Command {
     .command("relay")
     .description("forward SPA datagrams to the spaknock knock Lambda (for AWS)")
     .requiredOption("--function <name-or-arn>", "the knock function")
-    .option("--listen <addr:port>", "where to listen", "0.0.0.0:62201")
+    .option(
+      "--listen <addr:port>",
+      "where to listen: IPV4:PORT, or [IPV6]:PORT ([::] is dual-stack)",
+      "[::]:62201",
+    )
     .option("--region <region>", "AWS region (default: from the environment)")
     .option("--endpoint <url>", "Lambda endpoint override (tests, VPC endpoints)")
     .option(

@@ -5,7 +5,7 @@
  * rate limit keeps one sender from running up the bill.
  */
 import { InvokeCommand, type LambdaClient } from "@aws-sdk/client-lambda";
-import { precheckDatagram, SpaError } from "../core/index.js";
+import { parseIpAddress, precheckDatagram, SpaError } from "../core/index.js";
 import type { Capture, Datagram } from "./capture/datagram.js";
 import { describeCounts, type Log, SecondSums } from "./log.js";
 
@@ -18,6 +18,16 @@ export interface RelayOptions {
 }
 
 export const RELAY_DEFAULTS = { perSourceLimit: 10, windowMs: 10_000, maxInFlight: 64 } as const;
+
+/**
+ * What the per-source limit counts by: the IPv4 address, or the IPv6 /64. One IPv6 sender
+ * usually holds a whole /64 and could rotate through it to escape a per-address limit.
+ */
+export function rateLimitKey(sourceIp: string): string {
+  const ip = parseIpAddress(sourceIp);
+  if (ip?.family !== 6) return sourceIp;
+  return `${(ip.value >> 64n).toString(16)}/64`;
+}
 
 /** Fails with a clear message when the function is missing or not invocable with these credentials. */
 export async function checkFunction(lambda: LambdaClient, functionName: string): Promise<void> {
@@ -72,16 +82,18 @@ export class Relay {
     this.overloaded.flush();
   }
 
-  private allowed(sourceIp: string): boolean {
+  /** Counts the datagram against its source's window; the window, so the caller can log once. */
+  private allowed(sourceIp: string): { allowed: boolean; count: number } {
     const now = this.nowMs();
-    const w = this.windows.get(sourceIp);
+    const key = rateLimitKey(sourceIp);
+    const w = this.windows.get(key);
     if (!w || now - w.start >= this.options.windowMs) {
       if (this.windows.size > 100_000) this.windows.clear(); // bounded memory under a spoofed flood
-      this.windows.set(sourceIp, { start: now, count: 1 });
-      return true;
+      this.windows.set(key, { start: now, count: 1 });
+      return { allowed: true, count: 1 };
     }
     w.count++;
-    return w.count <= this.options.perSourceLimit;
+    return { allowed: w.count <= this.options.perSourceLimit, count: w.count };
   }
 
   onDatagram(d: Datagram): void {
@@ -96,10 +108,11 @@ export class Relay {
       );
       return;
     }
-    if (!this.allowed(d.sourceIp)) {
+    const window = this.allowed(d.sourceIp);
+    if (!window.allowed) {
       this.stats.dropped++;
       // Once per source and window, not once per datagram: a flood must not become a log flood.
-      if (this.windows.get(d.sourceIp)?.count === this.options.perSourceLimit + 1) {
+      if (window.count === this.options.perSourceLimit + 1) {
         this.log.warning(`dropping datagrams from ${d.sourceIp}: RATE_LIMITED`);
       }
       return;

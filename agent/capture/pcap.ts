@@ -4,6 +4,7 @@
  * if it cannot load, pcap mode fails with a clear message and UDP mode still works.
  */
 import { createRequire } from "node:module";
+import { parseIpAddress } from "../../core/index.js";
 import type { Capture, Datagram } from "./datagram.js";
 
 interface CapInstance {
@@ -27,48 +28,115 @@ function loadCap(): CapModule {
   }
 }
 
-const ipText = (b: Buffer, at: number) => `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
+const ipv4Text = (b: Buffer, at: number) => `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
 
-/**
- * Extracts the UDP payload of an IPv4 frame; null for anything else. Bounds-checked throughout:
- * the frame is attacker-controlled.
- */
-export function parseUdpFrame(
+/** RFC 5952 text of the 16 bytes at `at`; null for an IPv4-mapped one (see parseIpv6Udp). */
+function ipv6Text(b: Buffer, at: number): string | null {
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(at + i).toString(16));
+  const ip = parseIpAddress(groups.join(":"));
+  return ip?.family === 6 ? ip.text : null;
+}
+
+const ETHERTYPE_IPV4 = 0x0800;
+const ETHERTYPE_IPV6 = 0x86dd;
+const IPPROTO_UDP = 17;
+const IPV6_HEADER_LENGTH = 40;
+
+type Parsed = Omit<Datagram, "receivedAt">;
+
+/** The UDP header and payload at `udp`, the payload cut at `ipEnd` and at the UDP length. */
+function udpPayload(
   frame: Buffer,
-  linkType: string,
-): Omit<Datagram, "receivedAt"> | null {
-  let ip = 0;
-  if (linkType === "ETHERNET") {
-    if (frame.length < 14) return null;
-    let etherType = frame.readUInt16BE(12);
-    ip = 14;
-    if (etherType === 0x8100 && frame.length >= 18) {
-      etherType = frame.readUInt16BE(16);
-      ip = 18;
-    }
-    if (etherType !== 0x0800) return null;
-  } else if (linkType === "LINKTYPE_LINUX_SLL") {
-    if (frame.length < 16 || frame.readUInt16BE(14) !== 0x0800) return null;
-    ip = 16;
-  } else if (linkType !== "RAW" && linkType !== "IPV4") {
-    return null;
-  }
-  if (frame.length < ip + 20 || (frame[ip] as number) >> 4 !== 4) return null;
-  const ihl = ((frame[ip] as number) & 0x0f) * 4;
-  if (ihl < 20 || frame[ip + 9] !== 17) return null;
-  if ((frame.readUInt16BE(ip + 6) & 0x3fff) !== 0) return null; // fragments are not SPA
-  const totalLength = frame.readUInt16BE(ip + 2);
-  const udp = ip + ihl;
+  udp: number,
+  ipEnd: number,
+  sourceIp: string,
+  destinationIp: string,
+): Parsed | null {
   if (frame.length < udp + 8) return null;
   const udpLength = frame.readUInt16BE(udp + 4);
-  const end = Math.min(frame.length, ip + totalLength, udp + udpLength);
+  const end = Math.min(frame.length, ipEnd, udp + udpLength);
   if (end < udp + 8) return null;
   return {
     payload: Buffer.from(frame.subarray(udp + 8, end)),
-    sourceIp: ipText(frame, ip + 12),
-    destinationIp: ipText(frame, ip + 16),
+    sourceIp,
+    destinationIp,
     sourcePort: frame.readUInt16BE(udp),
   };
+}
+
+function parseIpv4Udp(frame: Buffer, ip: number): Parsed | null {
+  if (frame.length < ip + 20 || (frame[ip] as number) >> 4 !== 4) return null;
+  const ihl = ((frame[ip] as number) & 0x0f) * 4;
+  if (ihl < 20 || frame[ip + 9] !== IPPROTO_UDP) return null;
+  if ((frame.readUInt16BE(ip + 6) & 0x3fff) !== 0) return null; // fragments are not SPA
+  const totalLength = frame.readUInt16BE(ip + 2);
+  return udpPayload(
+    frame,
+    ip + ihl,
+    ip + totalLength,
+    ipv4Text(frame, ip + 12),
+    ipv4Text(frame, ip + 16),
+  );
+}
+
+/**
+ * UDP straight after the IPv6 header only. Extension headers (fragments above all) are not how an
+ * SPA client sends, and walking them would be more attacker-controlled parsing for nothing. An
+ * IPv4-mapped source on the wire is no real sender (RFC 4291 keeps those addresses off links): it
+ * must not become an IPv4 grant.
+ */
+function parseIpv6Udp(frame: Buffer, ip: number): Parsed | null {
+  if (frame.length < ip + IPV6_HEADER_LENGTH || (frame[ip] as number) >> 4 !== 6) return null;
+  if (frame[ip + 6] !== IPPROTO_UDP) return null;
+  const source = ipv6Text(frame, ip + 8);
+  const destination = ipv6Text(frame, ip + 24);
+  if (source === null || destination === null) return null;
+  const payloadLength = frame.readUInt16BE(ip + 4);
+  const udp = ip + IPV6_HEADER_LENGTH;
+  return udpPayload(frame, udp, udp + payloadLength, source, destination);
+}
+
+/** Where the IP header starts and which version the link layer says it is; null: not IP. */
+function ipHeaderOf(frame: Buffer, linkType: string): { at: number; version: 4 | 6 } | null {
+  const byEtherType = (etherType: number, at: number) =>
+    etherType === ETHERTYPE_IPV4
+      ? { at, version: 4 as const }
+      : etherType === ETHERTYPE_IPV6
+        ? { at, version: 6 as const }
+        : null;
+  switch (linkType) {
+    case "ETHERNET": {
+      if (frame.length < 14) return null;
+      const etherType = frame.readUInt16BE(12);
+      if (etherType === 0x8100 && frame.length >= 18)
+        return byEtherType(frame.readUInt16BE(16), 18);
+      return byEtherType(etherType, 14);
+    }
+    case "LINKTYPE_LINUX_SLL":
+      return frame.length < 16 ? null : byEtherType(frame.readUInt16BE(14), 16);
+    case "IPV4":
+      return { at: 0, version: 4 };
+    case "IPV6":
+      return { at: 0, version: 6 };
+    case "RAW": {
+      // Raw IP: the version nibble is all there is to tell the two apart.
+      const version = frame.length > 0 ? (frame[0] as number) >> 4 : 0;
+      return version === 4 || version === 6 ? { at: 0, version } : null;
+    }
+    default:
+      return null;
+  }
+}
+
+/**
+ * Extracts the UDP payload of an IPv4 or IPv6 frame; null for anything else. Bounds-checked
+ * throughout: the frame is attacker-controlled.
+ */
+export function parseUdpFrame(frame: Buffer, linkType: string): Parsed | null {
+  const header = ipHeaderOf(frame, linkType);
+  if (header === null) return null;
+  return header.version === 4 ? parseIpv4Udp(frame, header.at) : parseIpv6Udp(frame, header.at);
 }
 
 export class PcapCapture implements Capture {

@@ -1,9 +1,20 @@
 /**
  * A silent UDP socket (ENABLE_UDP_SERVER): it receives and never sends a byte, so to a scanner
  * the port looks like any other filtered or closed UDP port.
+ *
+ * Bound to `::` it is dual-stack: one socket for IPv4 and IPv6 senders, the IPv4 ones reported by
+ * the kernel as IPv4-mapped (`::ffff:198.18.0.2`). Those are turned back into plain IPv4 here,
+ * before anything else sees them, so access rules, grants and logs never meet the mapped form. On
+ * a host whose kernel has IPv6 disabled, `::` falls back to IPv4's `0.0.0.0`.
  */
-import { createSocket, type Socket } from "node:dgram";
+import { createSocket, type Socket, type SocketOptions } from "node:dgram";
+import { canonicalIp, isUnspecifiedIp, parseIpAddress } from "../../core/index.js";
 import type { Capture, Datagram } from "./datagram.js";
+
+export type UdpSocketFactory = (options: SocketOptions) => Socket;
+
+/** The errors a bind to `::` fails with when the kernel has no IPv6. */
+const NO_IPV6 = new Set(["EAFNOSUPPORT", "EPROTONOSUPPORT", "EADDRNOTAVAIL"]);
 
 export class UdpSocketCapture implements Capture {
   private socket: Socket | null = null;
@@ -11,27 +22,72 @@ export class UdpSocketCapture implements Capture {
   constructor(
     private readonly address: string,
     private readonly port: number,
+    private readonly makeSocket: UdpSocketFactory = createSocket,
   ) {}
 
-  start(onDatagram: (d: Datagram) => void): Promise<void> {
+  /** Where the socket listens once started (`port` 0 picks one), e.g. for the start-up log. */
+  get listening(): { readonly address: string; readonly port: number } | null {
+    if (!this.socket) return null;
+    const { address, port } = this.socket.address();
+    return { address, port };
+  }
+
+  /** `[::]:62201` or `0.0.0.0:62201`: what was bound, after a fallback too. */
+  describe(): string {
+    const at = this.listening ?? { address: this.address, port: this.port };
+    return at.address.includes(":") ? `[${at.address}]:${at.port}` : `${at.address}:${at.port}`;
+  }
+
+  async start(onDatagram: (d: Datagram) => void): Promise<void> {
+    const ip = parseIpAddress(this.address);
+    if (ip === null) throw new TypeError(`"${this.address}" is not an IP address`);
+    // A bind to the IPv4-mapped form is a bind to the IPv4 address it maps.
+    const address = ip.text;
+    if (ip.family === 4) return this.listen("udp4", address, onDatagram);
+    try {
+      await this.listen("udp6", address, onDatagram);
+    } catch (err) {
+      const code = (err as { cause?: NodeJS.ErrnoException }).cause?.code ?? "";
+      if (ip.value !== 0n || !NO_IPV6.has(code)) throw err;
+      await this.listen("udp4", "0.0.0.0", onDatagram);
+    }
+  }
+
+  private listen(
+    type: "udp4" | "udp6",
+    address: string,
+    onDatagram: (d: Datagram) => void,
+  ): Promise<void> {
+    // An unspecified bind does not tell which local address a datagram came to (fwknopd records
+    // 0.0.0.0 then); a specific one does.
+    const destinationIp = isUnspecifiedIp(address) ? null : address;
     return new Promise((resolve, reject) => {
-      const socket = createSocket({ type: "udp4", recvBufferSize: 8 * 1024 * 1024 });
-      this.socket = socket;
-      socket.once("error", (err) =>
-        reject(new Error(`cannot listen on udp/${this.port}: ${err.message}`)),
-      );
+      const socket = this.makeSocket({
+        type,
+        recvBufferSize: 8 * 1024 * 1024,
+        ...(type === "udp6" ? { ipv6Only: false } : {}),
+      });
+      socket.once("error", (err) => {
+        try {
+          socket.close();
+        } catch {
+          // never bound: nothing to release
+        }
+        reject(new Error(`cannot listen on udp/${this.port}: ${err.message}`, { cause: err }));
+      });
       socket.on("message", (payload, rinfo) => {
         onDatagram({
           payload,
-          sourceIp: rinfo.address,
+          sourceIp: canonicalIp(rinfo.address) ?? rinfo.address,
           sourcePort: rinfo.port,
-          destinationIp: this.address === "0.0.0.0" ? null : this.address,
+          destinationIp,
           receivedAt: Date.now(),
         });
       });
-      socket.bind(this.port, this.address, () => {
+      socket.bind(this.port, address, () => {
         socket.removeAllListeners("error");
         socket.on("error", () => {}); // receive errors on UDP are transient; never crash on them
+        this.socket = socket;
         resolve();
       });
     });

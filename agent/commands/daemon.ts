@@ -138,9 +138,10 @@ async function runDaemon(opts: DaemonOptions, config: LoadedConfig, log: Log): P
   } catch (err) {
     log.warning(`cannot write pid file ${pidFile}: ${String(err)}`);
   }
-  const how = useUdp
-    ? `udp socket ${s.udpListenAddress}:${s.udpPort}`
-    : `pcap on ${opts.interface ?? s.pcapInterface} (${s.pcapFilter})`;
+  const how =
+    capture instanceof UdpSocketCapture
+      ? `udp socket ${capture.describe()}`
+      : `pcap on ${opts.interface ?? s.pcapInterface} (${s.pcapFilter})`;
   log.info(
     `spaknockd started: ${config.stanzas.length} access stanza(s) from ${config.accessFile}, capture ${how}, ` +
       `firewall ${firewall.label}${replay ? `, replay cache ${s.digestFile} (${replay.size} entries)` : ""}`,

@@ -1,5 +1,5 @@
 /** `spaknockd relay`: forward SPA datagrams to the knock Lambda (agent/relay.ts) until SIGTERM. */
-import { EXIT } from "../../core/index.js";
+import { EXIT, parseIpAddress } from "../../core/index.js";
 import { UdpSocketCapture } from "../capture/udp-socket.js";
 import { stderrLog, syslogLog } from "../log.js";
 import { checkFunction, RELAY_DEFAULTS, Relay } from "../relay.js";
@@ -14,10 +14,27 @@ export interface RelayCliOptions {
   verbose?: boolean;
 }
 
+/**
+ * `198.18.0.1:62201` or `[2001:db8::1]:62201` (brackets, as in a URL, because the colons of an
+ * IPv6 address would swallow the port); `[::]:PORT` listens dual-stack.
+ */
+export function parseListen(text: string): { address: string; port: number } | null {
+  const m = /^(?:(\d+\.\d+\.\d+\.\d+)|\[([0-9A-Fa-f:.]+)\]):(\d{1,5})$/.exec(text);
+  if (!m) return null;
+  const ip = parseIpAddress((m[1] ?? m[2]) as string);
+  const port = Number(m[3]);
+  // `[1.2.3.4]` and `::ffff:…` are not written for IPv4: refuse them rather than guess.
+  if (ip === null || port < 1 || port > 65535) return null;
+  if ((m[2] !== undefined) !== (ip.family === 6)) return null;
+  return { address: ip.text, port };
+}
+
 export async function runRelay(opts: RelayCliOptions): Promise<number> {
-  const m = /^(\d+\.\d+\.\d+\.\d+):(\d{1,5})$/.exec(opts.listen);
-  if (!m) {
-    process.stderr.write(`spaknockd relay: --listen "${opts.listen}": expected ADDRESS:PORT\n`);
+  const listen = parseListen(opts.listen);
+  if (!listen) {
+    process.stderr.write(
+      `spaknockd relay: --listen "${opts.listen}": expected IPV4:PORT or [IPV6]:PORT\n`,
+    );
     return EXIT.USAGE;
   }
   const rate = Number(opts.rate);
@@ -44,7 +61,7 @@ export async function runRelay(opts: RelayCliOptions): Promise<number> {
   }
   const relay = new Relay(
     lambda,
-    new UdpSocketCapture(m[1] as string, Number(m[2])),
+    new UdpSocketCapture(listen.address, listen.port),
     {
       ...RELAY_DEFAULTS,
       functionName: opts.function,

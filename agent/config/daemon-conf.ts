@@ -7,9 +7,9 @@ import {
   type ConfLine,
   confError,
   DEFAULT_SPA_PORT,
-  isValidIpv4,
   type ProtoPort,
   parseBoundedInt,
+  parseIpAddress,
   parsePortListLine,
   parseYesNo,
   unknownKeyword,
@@ -59,7 +59,8 @@ export interface DaemonSettings {
 
 export const DAEMON_DEFAULTS: DaemonSettings = {
   capture: "udp",
-  udpListenAddress: "0.0.0.0",
+  // Dual-stack; the socket falls back to 0.0.0.0 where the kernel has no IPv6.
+  udpListenAddress: "::",
   udpPort: DEFAULT_SPA_PORT,
   pcapInterface: "eth0",
   pcapFilter: `udp port ${DEFAULT_SPA_PORT}`,
@@ -157,8 +158,10 @@ const DAEMON_KEYWORDS: Readonly<Record<string, (l: ConfLine, d: DaemonDraft) => 
     d.s.udpPort = parseBoundedInt(l, 1, 65535);
   },
   UDPSERV_ADDRESS: (l, d) => {
-    if (!isValidIpv4(l.value)) throw confError(l, "UDPSERV_ADDRESS must be an IPv4 address");
-    d.s.udpListenAddress = l.value;
+    // `0.0.0.0` listens on IPv4 only, `::` on both; the mapped form means the IPv4 address.
+    const ip = parseIpAddress(l.value);
+    if (ip === null) throw confError(l, "UDPSERV_ADDRESS must be an IPv4 or IPv6 address");
+    d.s.udpListenAddress = ip.text;
   },
   ENABLE_SPA_PACKET_AGING: (l, d) => {
     d.aging = parseYesNo(l.value);

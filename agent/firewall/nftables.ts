@@ -2,15 +2,23 @@
  * The nftables backend. spaknock owns one table (`inet spaknock` by default):
  *
  *   - `allow_tcp` / `allow_udp`: sets of `ipv4_addr . inet_service` with per-element timeouts, so
- *     the kernel itself ends a grant on time even if the daemon is dead;
+ *     the kernel itself ends a grant on time even if the daemon is dead; `allow6_tcp` /
+ *     `allow6_udp` the same for `ipv6_addr` (an nft set holds one address family);
  *   - `guard_tcp` / `guard_udp`: the ports spaknock keeps closed;
  *   - an input chain: established/related accept (open sessions outlive their grant), granted
- *     source+port accept, guarded port drop.
+ *     source+port accept, guarded port drop. The guard matches the port alone, so it closes the
+ *     port to both families.
  *
  * An accept here cannot overrule a drop in another table, so the table guards its ports itself and
  * needs no other rule. Every change is one `nft -f -` transaction.
  */
-import type { Grant, OpenedRule, ProtoPort } from "../../core/index.js";
+import {
+  canonicalIp,
+  type Grant,
+  type OpenedRule,
+  type ProtoPort,
+  parseIpAddress,
+} from "../../core/index.js";
 import type { CommandRunner } from "./command-runner.js";
 import { hostRulesOf, type ManagedFirewall, type OpenRule } from "./managed-firewall.js";
 import { NftSession } from "./nft-session.js";
@@ -24,9 +32,25 @@ export interface NftablesOptions {
   readonly interactive?: boolean;
 }
 
-const set = (kind: "allow" | "guard", proto: "tcp" | "udp") => `${kind}_${proto}`;
+type Proto = "tcp" | "udp";
+type Family = 4 | 6;
 
-/** The whole table, idempotent: re-running it replaces the chain's rules and the guard sets. */
+const guardSet = (proto: Proto) => `guard_${proto}`;
+/** IPv4 keeps the set names of the first release, so a table made by it is adopted as it is. */
+const allowSet = (family: Family, proto: Proto) =>
+  family === 4 ? `allow_${proto}` : `allow6_${proto}`;
+const ALLOW_SETS = ([4, 6] as const).flatMap((f) =>
+  (["tcp", "udp"] as const).map((proto) => ({ family: f, proto, name: allowSet(f, proto) })),
+);
+
+/** Declares the grant sets; `add set` leaves an existing set and its elements as they are. */
+function allowSetLines(t: string): string[] {
+  return ALLOW_SETS.map(
+    (s) =>
+      `add set ${t} ${s.name} { type ${s.family === 4 ? "ipv4" : "ipv6"}_addr . inet_service; flags timeout; }`,
+  );
+}
+
 /** Kernel-side protection of the SPA port itself, before any packet reaches the daemon. */
 export interface SpaPortGuard {
   readonly port: number;
@@ -34,6 +58,7 @@ export interface SpaPortGuard {
   readonly perSourcePerSecond: number;
 }
 
+/** The whole table, idempotent: re-running it replaces the chain's rules and the guard sets. */
 export function nftSetupScript(
   table: string,
   guardPorts: readonly ProtoPort[],
@@ -42,8 +67,7 @@ export function nftSetupScript(
   const t = `inet ${table}`;
   const lines = [
     `add table ${t}`,
-    `add set ${t} allow_tcp { type ipv4_addr . inet_service; flags timeout; }`,
-    `add set ${t} allow_udp { type ipv4_addr . inet_service; flags timeout; }`,
+    ...allowSetLines(t),
     `add set ${t} guard_tcp { type inet_service; }`,
     `add set ${t} guard_udp { type inet_service; }`,
     `add chain ${t} input { type filter hook input priority -10; policy accept; }`,
@@ -59,25 +83,38 @@ export function nftSetupScript(
     lines.push(`add rule ${t} input ${dport} udp length != 148-1508 drop`);
     if (spaGuard.perSourcePerSecond > 0) {
       const rate = spaGuard.perSourcePerSecond;
+      const limit = `limit rate over ${rate}/second burst ${2 * rate} packets`;
+      // An IPv6 sender usually holds a whole /64: counting per address would let one sender
+      // rotate through 2^64 of them, so IPv6 is counted per /64.
       lines.push(
         `add set ${t} spa_rate { type ipv4_addr; flags dynamic,timeout; timeout 10s; size 65536; }`,
-        `add rule ${t} input ${dport} update @spa_rate { ip saddr limit rate over ${rate}/second burst ${2 * rate} packets } drop`,
+        `add rule ${t} input ${dport} update @spa_rate { ip saddr ${limit} } drop`,
+        `add set ${t} spa_rate6 { type ipv6_addr; flags dynamic,timeout; timeout 10s; size 65536; }`,
+        `add rule ${t} input ${dport} update @spa_rate6 { ip6 saddr and ffff:ffff:ffff:ffff:: ${limit} } drop`,
       );
     }
   }
   for (const proto of ["tcp", "udp"] as const) {
     const ports = [...new Set(guardPorts.filter((p) => p.proto === proto).map((p) => p.port))];
-    if (ports.length > 0)
-      lines.push(`add element ${t} ${set("guard", proto)} { ${ports.join(", ")} }`);
+    if (ports.length > 0) lines.push(`add element ${t} ${guardSet(proto)} { ${ports.join(", ")} }`);
   }
   lines.push(
     `add rule ${t} input ct state established,related accept`,
     `add rule ${t} input ip saddr . tcp dport @allow_tcp accept`,
     `add rule ${t} input ip saddr . udp dport @allow_udp accept`,
+    `add rule ${t} input ip6 saddr . tcp dport @allow6_tcp accept`,
+    `add rule ${t} input ip6 saddr . udp dport @allow6_udp accept`,
     `add rule ${t} input tcp dport @guard_tcp drop`,
     `add rule ${t} input udp dport @guard_udp drop`,
   );
   return `${lines.join("\n")}\n`;
+}
+
+/** The family of a grant's address; a grant for anything else is a bug upstream, not a knock. */
+function familyOf(sourceIp: string): Family {
+  const ip = parseIpAddress(sourceIp);
+  if (ip === null) throw new TypeError(`grant source "${sourceIp}" is not an IP address`);
+  return ip.family;
 }
 
 /** One script line per `(set, element)` of a grant, e.g. `inet spaknock allow_tcp`, `1.2.3.4 . 22`. */
@@ -86,8 +123,9 @@ function grantScript(
   grant: Grant,
   linesFor: (target: string, element: string) => string[],
 ): string {
+  const family = familyOf(grant.sourceIp);
   const lines = grant.ports.flatMap((p) =>
-    linesFor(`inet ${table} ${set("allow", p.proto)}`, `${grant.sourceIp} . ${p.port}`),
+    linesFor(`inet ${table} ${allowSet(family, p.proto)}`, `${grant.sourceIp} . ${p.port}`),
   );
   return `${lines.join("\n")}\n`;
 }
@@ -118,14 +156,15 @@ export function parseNftTableJson(json: string, nowSec: number): OpenRule[] {
   const doc = JSON.parse(json) as { nftables?: NftJsonSet[] };
   const out: OpenRule[] = [];
   for (const item of doc.nftables ?? []) {
-    const name = item.set?.name;
-    if (name !== "allow_tcp" && name !== "allow_udp") continue;
+    const allow = ALLOW_SETS.find((s) => s.name === item.set?.name);
+    if (!allow) continue;
     for (const e of item.set?.elem ?? []) {
       const concat = e.elem?.val?.concat;
       if (!concat) continue;
       out.push({
-        sourceIp: concat[0],
-        port: { proto: name === "allow_tcp" ? "tcp" : "udp", port: concat[1] },
+        // nft's IPv6 text is not promised to be RFC 5952: compare grants in one spelling.
+        sourceIp: canonicalIp(concat[0]) ?? concat[0],
+        port: { proto: allow.proto, port: concat[1] },
         expiresAt: e.elem?.expires === undefined ? null : nowSec + e.elem.expires,
       });
     }
@@ -190,13 +229,14 @@ export class NftablesFirewall implements ManagedFirewall {
     }
   }
 
-  /** Removes every grant, keeping the guard: ports stay closed. */
+  /**
+   * Removes every grant, keeping the guard: ports stay closed. The sets are declared first so a
+   * table from before IPv6 (no `allow6_*` yet) is flushed too instead of failing the transaction.
+   */
   async removeAllGrants(): Promise<void> {
     const t = `inet ${this.options.table}`;
-    await this.runner.run(
-      [this.nft, "-f", "-"],
-      `flush set ${t} allow_tcp\nflush set ${t} allow_udp\n`,
-    );
+    const lines = [...allowSetLines(t), ...ALLOW_SETS.map((s) => `flush set ${t} ${s.name}`)];
+    await this.runner.run([this.nft, "-f", "-"], `${lines.join("\n")}\n`);
   }
 
   /** Ends the interactive nft session. */

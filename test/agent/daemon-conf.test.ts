@@ -69,6 +69,27 @@ SMTP_PORT                 2525
     expect(() => parse(text)).toThrow(message);
   });
 
+  it("listens dual-stack by default, and on the UDPSERV_ADDRESS given, IPv4 or IPv6", () => {
+    expect(DAEMON_DEFAULTS.udpListenAddress).toBe("::");
+    expect(parse("UDPSERV_ADDRESS 198.18.0.1").udpListenAddress).toBe("198.18.0.1");
+    expect(parse("UDPSERV_ADDRESS 0.0.0.0").udpListenAddress).toBe("0.0.0.0");
+    expect(parse("UDPSERV_ADDRESS 2001:DB8:5a:0::1").udpListenAddress).toBe("2001:db8:5a::1");
+    // The mapped form is the IPv4 address it maps: an IPv4 socket, not a dual-stack one.
+    expect(parse("UDPSERV_ADDRESS ::ffff:198.18.0.1").udpListenAddress).toBe("198.18.0.1");
+  });
+
+  it.each([
+    ["a leading zero", "UDPSERV_ADDRESS 198.018.0.1"],
+    ["a zone id", "UDPSERV_ADDRESS fe80::1%eth0"],
+    ["brackets", "UDPSERV_ADDRESS [2001:db8::1]"],
+    ["a prefix", "UDPSERV_ADDRESS 2001:db8::/64"],
+    ["a name", "UDPSERV_ADDRESS localhost"],
+  ])("refuses a UDPSERV_ADDRESS with %s", (_name, text) => {
+    expect(() => parse(text)).toThrow(
+      "fwknopd.conf:1: UDPSERV_ADDRESS must be an IPv4 or IPv6 address",
+    );
+  });
+
   it("reports ignored fwknop keywords once each", () => {
     const ignored: ConfLine[] = [];
     parse("ENABLE_IPT_FORWARDING Y\nENABLE_IPT_FORWARDING N\nENABLE_SPA_OVER_HTTP Y", ignored);

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NftSession } from "../../agent/firewall/nft-session.js";
+import { nftGrantScript } from "../../agent/firewall/nftables.js";
 
 let dir: string;
 let fakeNft: string;
@@ -46,6 +47,31 @@ describe("NftSession", () => {
       );
       expect(sentLines().at(-1)).toBe(
         "add element inet spaknock allow_tcp { 198.18.0.2 . 22 timeout 30s }; add element inet spaknock allow_udp { 198.18.0.2 . 53 timeout 30s }",
+      );
+    } finally {
+      session.close();
+    }
+  });
+
+  it("sends an IPv6 grant (colons and all) as one transaction line", async () => {
+    const session = new NftSession(fakeNft);
+    try {
+      await session.apply(
+        nftGrantScript("spaknock", {
+          sourceIp: "2001:db8:5a::2",
+          ports: [{ proto: "tcp", port: 22 }],
+          username: "alice",
+          openedAt: 1_795_605_803,
+          expiresAt: 1_795_605_833,
+          timeoutSec: 30,
+          stanza: 1,
+          targets: [],
+        }),
+      );
+      expect(sentLines().at(-1)).toBe(
+        "add element inet spaknock allow6_tcp { 2001:db8:5a::2 . 22 timeout 30s }; " +
+          "delete element inet spaknock allow6_tcp { 2001:db8:5a::2 . 22 }; " +
+          "add element inet spaknock allow6_tcp { 2001:db8:5a::2 . 22 timeout 30s }",
       );
     } finally {
       session.close();

@@ -27,6 +27,25 @@ function ipv4Udp(
   return Buffer.concat([ip, udp, payload]);
 }
 
+/** An IPv6 header + UDP header + payload, from 2001:db8:5a::2 to 2001:db8:5a::1. */
+function ipv6Udp(
+  payload: Buffer,
+  opts: { nextHeader?: number; source?: Buffer; payloadLength?: number } = {},
+): Buffer {
+  const ip = Buffer.alloc(40);
+  ip[0] = 0x60;
+  ip.writeUInt16BE(opts.payloadLength ?? 8 + payload.length, 4);
+  ip[6] = opts.nextHeader ?? 17;
+  ip[7] = 64;
+  (opts.source ?? Buffer.from("20010db8005a00000000000000000002", "hex")).copy(ip, 8);
+  Buffer.from("20010db8005a00000000000000000001", "hex").copy(ip, 24);
+  const udp = Buffer.alloc(8);
+  udp.writeUInt16BE(40123, 0);
+  udp.writeUInt16BE(62201, 2);
+  udp.writeUInt16BE(8 + payload.length, 4);
+  return Buffer.concat([ip, udp, payload]);
+}
+
 const ethernet = (ipPacket: Buffer, etherType = 0x0800) =>
   Buffer.concat([
     Buffer.alloc(12, 0xaa),
@@ -39,8 +58,8 @@ const vlan = (ipPacket: Buffer) =>
     Buffer.from([0x81, 0x00, 0x00, 0x07, 0x08, 0x00]),
     ipPacket,
   ]);
-const sll = (ipPacket: Buffer) =>
-  Buffer.concat([Buffer.alloc(14, 0), Buffer.from([0x08, 0x00]), ipPacket]);
+const sll = (ipPacket: Buffer, protocol = 0x0800) =>
+  Buffer.concat([Buffer.alloc(14, 0), Buffer.from([protocol >> 8, protocol & 0xff]), ipPacket]);
 
 const EXPECTED = {
   payload: PAYLOAD,
@@ -58,6 +77,42 @@ describe("parseUdpFrame", () => {
     ["IPv4 with options (IHL 6)", ipv4Udp(PAYLOAD, { ihl: 6 }), "IPV4"],
   ])("reads the UDP payload of a %s frame", (_name, frame, linkType) => {
     expect(parseUdpFrame(frame, linkType)).toEqual(EXPECTED);
+  });
+
+  const EXPECTED_V6 = {
+    ...EXPECTED,
+    sourceIp: "2001:db8:5a::2",
+    destinationIp: "2001:db8:5a::1",
+  };
+
+  it.each([
+    ["Ethernet", ethernet(ipv6Udp(PAYLOAD), 0x86dd), "ETHERNET"],
+    ["Linux cooked (any interface)", sll(ipv6Udp(PAYLOAD), 0x86dd), "LINKTYPE_LINUX_SLL"],
+    ["raw IP (told apart by its version)", ipv6Udp(PAYLOAD), "RAW"],
+    ["raw IPv6", ipv6Udp(PAYLOAD), "IPV6"],
+  ])("reads the UDP payload of an IPv6 %s frame, with RFC 5952 addresses", (_n, frame, link) => {
+    expect(parseUdpFrame(frame, link)).toEqual(EXPECTED_V6);
+  });
+
+  it("stops at the IPv6 payload length: Ethernet padding is not payload", () => {
+    const short = Buffer.from("B".repeat(10));
+    const frame = Buffer.concat([ethernet(ipv6Udp(short), 0x86dd), Buffer.alloc(30, 0)]);
+    expect(parseUdpFrame(frame, "ETHERNET")?.payload).toEqual(short);
+  });
+
+  it.each([
+    ["a fragment header before UDP", ipv6Udp(PAYLOAD, { nextHeader: 44 })],
+    ["a hop-by-hop header before UDP", ipv6Udp(PAYLOAD, { nextHeader: 0 })],
+    ["TCP", ipv6Udp(PAYLOAD, { nextHeader: 6 })],
+    [
+      "an IPv4-mapped source (never a real sender on a link)",
+      ipv6Udp(PAYLOAD, { source: Buffer.from("00000000000000000000ffffc6120002", "hex") }),
+    ],
+    ["a payload length too short for the UDP header", ipv6Udp(PAYLOAD, { payloadLength: 4 })],
+    ["a frame cut inside the IPv6 header", ipv6Udp(PAYLOAD).subarray(0, 39)],
+    ["an IPv4 packet where the link layer says IPv6", ipv4Udp(PAYLOAD)],
+  ])("returns null for IPv6 with %s", (_name, packet) => {
+    expect(parseUdpFrame(ethernet(packet, 0x86dd), "ETHERNET")).toBeNull();
   });
 
   it("stops at the IP total length: Ethernet padding is not payload", () => {
@@ -89,7 +144,7 @@ describe("parseUdpFrame", () => {
   });
 
   it("never throws, and any payload it returns lies inside the frame", () => {
-    const linkTypes = ["ETHERNET", "LINKTYPE_LINUX_SLL", "RAW", "IPV4", "NULL"];
+    const linkTypes = ["ETHERNET", "LINKTYPE_LINUX_SLL", "RAW", "IPV4", "IPV6", "NULL"];
     fc.assert(
       fc.property(
         fc.oneof(
@@ -99,6 +154,13 @@ describe("parseUdpFrame", () => {
             .tuple(fc.integer({ min: 0, max: 200 }), fc.integer({ min: 0, max: 255 }), fc.nat(220))
             .map(([at, value, cut]) => {
               const f = Buffer.from(ethernet(ipv4Udp(PAYLOAD.subarray(0, 40))));
+              if (at < f.length) f[at] = value;
+              return new Uint8Array(f.subarray(0, Math.min(f.length, cut)));
+            }),
+          fc
+            .tuple(fc.integer({ min: 0, max: 200 }), fc.integer({ min: 0, max: 255 }), fc.nat(220))
+            .map(([at, value, cut]) => {
+              const f = Buffer.from(ethernet(ipv6Udp(PAYLOAD.subarray(0, 40)), 0x86dd));
               if (at < f.length) f[at] = value;
               return new Uint8Array(f.subarray(0, Math.min(f.length, cut)));
             }),

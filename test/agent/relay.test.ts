@@ -21,8 +21,9 @@ import { LambdaClient } from "@aws-sdk/client-lambda";
 import { CreateScheduleCommand } from "@aws-sdk/client-scheduler";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { UdpSocketCapture } from "../../agent/capture/udp-socket.js";
+import { parseListen } from "../../agent/commands/relay.js";
 import type { Log } from "../../agent/log.js";
-import { checkFunction, RELAY_DEFAULTS, Relay } from "../../agent/relay.js";
+import { checkFunction, RELAY_DEFAULTS, Relay, rateLimitKey } from "../../agent/relay.js";
 import { createKnockService } from "../../lambda/knock-service.js";
 import { fwknopClientSkipReason, parseFinalSpaData } from "../helpers/fwknop-client.js";
 import {
@@ -165,14 +166,15 @@ async function sendUdp(
   from = "127.0.0.1",
   listenMs = 0,
 ): Promise<number> {
-  const socket = createSocket("udp4");
+  const ipv6 = from.includes(":");
+  const socket = createSocket(ipv6 ? "udp6" : "udp4");
   let replies = 0;
   socket.on("message", () => replies++);
   socket.on("error", () => replies++);
   await new Promise<void>((resolve) => socket.bind(0, from, resolve));
   for (const p of payloads) {
     await new Promise<void>((resolve, reject) =>
-      socket.send(p, port, "127.0.0.1", (err) => (err ? reject(err) : resolve())),
+      socket.send(p, port, ipv6 ? "::1" : "127.0.0.1", (err) => (err ? reject(err) : resolve())),
     );
   }
   if (listenMs > 0) await new Promise((resolve) => setTimeout(resolve, listenMs));
@@ -283,12 +285,12 @@ describe("relay (agent/relay.ts) on loopback", () => {
     relay = null;
   });
 
-  async function startRelay(nowMs?: () => number) {
+  async function startRelay(nowMs?: () => number, listenAddress = "127.0.0.1") {
     const port = await freeUdpPort();
     const log = new RecordingAgentLog();
     relay = new Relay(
       lambdaClient(),
-      new UdpSocketCapture("127.0.0.1", port),
+      new UdpSocketCapture(listenAddress, port),
       { ...RELAY_DEFAULTS, functionName: FUNCTION },
       log,
       nowMs,
@@ -425,6 +427,61 @@ describe("relay (agent/relay.ts) on loopback", () => {
     expect(authorized()).toHaveLength(22);
   });
 
+  it("listens dual-stack on ::, forwarding an IPv4 sender as plain IPv4 and an IPv6 one as IPv6", async () => {
+    // Prepare
+    const { relay, port } = await startRelay(undefined, "::");
+
+    // Act
+    await sendUdp(port, [spaData()], "127.0.0.1");
+    await waitFor("the IPv4 forward", () => relay.stats.forwarded === 1);
+    await sendUdp(port, [spaData()], "::1");
+    await waitFor("the IPv6 forward", () => relay.stats.forwarded === 2);
+
+    // Assess: the kernel reports the first as ::ffff:127.0.0.1; Lambda never sees that form.
+    const sources = lambdaService.invocations.map((i) => JSON.parse(i.body).sourceIp);
+    expect(sources).toEqual(["127.0.0.1", "::1"]);
+  });
+
+  it("counts IPv6 senders per /64 against the per-source limit", async () => {
+    // Prepare: a clock that stands still, one window, a limit of two
+    const port = await freeUdpPort();
+    relay = new Relay(
+      lambdaClient(),
+      new UdpSocketCapture("::1", port),
+      { ...RELAY_DEFAULTS, functionName: FUNCTION, perSourceLimit: 2 },
+      new RecordingAgentLog(),
+      () => 1_000_000,
+    );
+    const at = (sourceIp: string) => ({
+      payload: Buffer.from(spaData()),
+      sourceIp,
+      sourcePort: 40000,
+      destinationIp: null,
+      receivedAt: 0,
+    });
+
+    // Act: three addresses of one /64, then one of another
+    for (const ip of [
+      "2001:db8:5a::2",
+      "2001:db8:5a::3",
+      "2001:db8:5a:0:ffff::9",
+      "2001:db8:5b::2",
+    ])
+      relay.onDatagram(at(ip));
+    await waitFor("the forwards", () => relay?.stats.forwarded === 3);
+
+    // Assess
+    expect(relay.stats).toMatchObject({ received: 4, forwarded: 3, dropped: 1 });
+    expect(lambdaService.invocations.map((i) => JSON.parse(i.body).sourceIp)).toEqual([
+      "2001:db8:5a::2",
+      "2001:db8:5a::3",
+      "2001:db8:5b::2",
+    ]);
+    expect(rateLimitKey("198.18.0.2")).toBe("198.18.0.2");
+    expect(rateLimitKey("2001:db8:5a::2")).toBe(rateLimitKey("2001:db8:5a:0:ffff::9"));
+    expect(rateLimitKey("2001:db8:5a::2")).not.toBe(rateLimitKey("2001:db8:5b::2"));
+  });
+
   it("checkFunction makes a DryRun Invoke and passes for a function that exists", async () => {
     await expect(checkFunction(lambdaClient(), FUNCTION)).resolves.toBeUndefined();
     expect(lambdaService.invocations).toEqual([
@@ -533,5 +590,27 @@ describe("spaknockd relay (built CLI, dist/agent/main.js)", () => {
       "relay cannot invoke the knock function: function spaknock-missing does not exist in this region",
     );
     expect(lambdaService.invocations.map((i) => i.invocationType)).toEqual(["DryRun"]);
+  });
+});
+
+describe("spaknockd relay --listen", () => {
+  it.each([
+    ["0.0.0.0:62201", { address: "0.0.0.0", port: 62201 }],
+    ["[::]:62201", { address: "::", port: 62201 }],
+    ["[2001:DB8:5a:0::1]:40000", { address: "2001:db8:5a::1", port: 40000 }],
+  ])("reads %s", (text, expected) => {
+    expect(parseListen(text)).toEqual(expected);
+  });
+
+  it.each([
+    ["an IPv6 address without brackets", "2001:db8::1:62201"],
+    ["IPv4 in brackets", "[198.18.0.1]:62201"],
+    ["an IPv4-mapped address (write the IPv4 one)", "[::ffff:198.18.0.1]:62201"],
+    ["a zone id", "[fe80::1%eth0]:62201"],
+    ["port 0", "[::]:0"],
+    ["a port above 65535", "0.0.0.0:65536"],
+    ["a name", "localhost:62201"],
+  ])("refuses %s", (_name, text) => {
+    expect(parseListen(text)).toBeNull();
   });
 });

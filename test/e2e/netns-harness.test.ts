@@ -7,6 +7,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   createTestNet,
+  ipv6SkipReason,
   netnsSkipReason,
   startTcpListener,
   type TestNet,
@@ -56,6 +57,32 @@ describe.skipIf(skipReason !== undefined)(
       );
       await listener.stop();
     });
+
+    it.skipIf(ipv6SkipReason() !== undefined)(
+      "gives the veth pair IPv6 from 2001:db8::/32, usable at once, and adds client addresses",
+      async () => {
+        const shown = await net.exec(net.client.ns, ["ip", "-6", "-o", "addr", "show"], {
+          check: true,
+        });
+        expect(net.client.ip6?.startsWith("2001:db8:")).toBe(true);
+        const line = shown.stdout.split("\n").find((l) => l.includes(`inet6 ${net.client.ip6}/64`));
+        expect(line).toBeDefined();
+        // Only the link-local address, which the tests never use, goes through DAD.
+        expect(line).not.toContain("tentative");
+        const extra = await net.addClientIpv6Address();
+        expect(extra.startsWith(net.subnet6Prefix as string)).toBe(true);
+        expect([net.client.ip6, net.server.ip6]).not.toContain(extra);
+        const listener = await startTcpListener(net, net.server.ns, 0, "::");
+        for (const sourceIp of [net.client.ip6 as string, extra]) {
+          expect(
+            await tcpConnect(net, net.client.ns, net.server.ip6 as string, listener.port, 1_500, {
+              sourceIp,
+            }),
+          ).toBe(true);
+        }
+        await listener.stop();
+      },
+    );
 
     it("deletes its namespaces on destroy, and refuses to run anything afterwards", async () => {
       const other = await createTestNet();

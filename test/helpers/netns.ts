@@ -2,14 +2,15 @@
 // compiles this file with tsconfig.harness.json, so both run the same code).
 //
 // Every test net is a pair of fresh namespaces (server, client) joined by one veth pair, with
-// addresses from 198.18.0.0/15 (RFC 2544 benchmarking space) only. Nothing is attached to the host
-// namespace, so traffic sent inside a test net cannot leave it.
+// addresses from 198.18.0.0/15 (RFC 2544 benchmarking space) and, where the kernel has IPv6, from
+// 2001:db8::/32 (RFC 3849 documentation space) only. Nothing is attached to the host namespace, so
+// traffic sent inside a test net cannot leave it.
 //
 // Processes are started through `ip netns exec` (which execs in place, so the child PID is the
 // command's PID) and are killed by that PID, never by name.
 
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
-import { accessSync, constants, mkdtempSync, rmSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
@@ -20,6 +21,8 @@ export interface NetnsEndpoint {
   readonly ns: string;
   /** Primary IPv4 address of `iface` (no prefix length). */
   readonly ip: string;
+  /** IPv6 address of `iface` (no prefix length); null when the kernel has no IPv6. */
+  readonly ip6: string | null;
   /** The veth end inside this namespace. */
   readonly iface: string;
 }
@@ -58,6 +61,8 @@ export interface TestNet {
   readonly id: string;
   /** `198.18.X` or `198.19.X`: the /24 both veth ends live in. */
   readonly subnetPrefix: string;
+  /** `2001:db8:5a:X:`: the IPv6 /64 both veth ends live in (append `:1`); null without IPv6. */
+  readonly subnet6Prefix: string | null;
   readonly server: NetnsEndpoint;
   readonly client: NetnsEndpoint;
   /** Run a command to completion inside `ns` (no shell). Never throws unless `check` is set. */
@@ -66,6 +71,8 @@ export interface TestNet {
   spawn(ns: string, argv: readonly string[], opts?: SpawnOptions): ChildProcess;
   /** Add another address from the same /24 to the client veth and return it. */
   addClientAddress(): Promise<string>;
+  /** Add another IPv6 address from the /64 to the client veth and return it. */
+  addClientIpv6Address(): Promise<string>;
   /** Add `count` more addresses from the /24 to the client veth, in one `ip` call. */
   addClientAddresses(count: number): Promise<string[]>;
   /**
@@ -118,6 +125,13 @@ export function findExecutable(name: string): string | undefined {
   return undefined;
 }
 
+/** Why IPv6 tests cannot run in a test net, or undefined when they can (netnsSkipReason first). */
+export function ipv6SkipReason(): string | undefined {
+  if (!existsSync("/proc/sys/net/ipv6")) return "the kernel has no IPv6";
+  if (findExecutable("ip6tables") === undefined) return "`ip6tables` is not installed";
+  return undefined;
+}
+
 /** Why network-namespace tests cannot run on this host, or undefined when they can. */
 export function netnsSkipReason(): string | undefined {
   if (process.platform !== "linux") return "network namespaces need Linux";
@@ -138,9 +152,13 @@ export async function createTestNet(): Promise<TestNet> {
   // logs and rules from concurrent runs (other pids, worker threads) easy to tell apart.
   const subnetIndex = (process.pid * 16 + threadId * 4 + n) % SUBNET_COUNT;
   const subnetPrefix = `198.${18 + Math.floor(subnetIndex / 256)}.${subnetIndex % 256}`;
+  const subnet6Prefix = existsSync("/proc/sys/net/ipv6")
+    ? `2001:db8:5a:${subnetIndex.toString(16)}:`
+    : null;
   const server: NetnsEndpoint = {
     ns: `${NS_PREFIX}${id}-srv`,
     ip: `${subnetPrefix}.1`,
+    ip6: subnet6Prefix === null ? null : `${subnet6Prefix}:1`,
     // The veth ends are created directly inside their namespaces, so these short names never
     // exist in the host namespace and cannot collide with another test net.
     iface: `spk${n}s`,
@@ -148,10 +166,11 @@ export async function createTestNet(): Promise<TestNet> {
   const client: NetnsEndpoint = {
     ns: `${NS_PREFIX}${id}-cli`,
     ip: `${subnetPrefix}.2`,
+    ip6: subnet6Prefix === null ? null : `${subnet6Prefix}:2`,
     iface: `spk${n}c`,
   };
 
-  const net = new TestNetImpl(id, subnetPrefix, server, client);
+  const net = new TestNetImpl(id, subnetPrefix, subnet6Prefix, server, client);
   liveNets.add(net);
   try {
     await runIp(["netns", "add", server.ns]);
@@ -176,6 +195,9 @@ export async function createTestNet(): Promise<TestNet> {
     for (const end of [server, client]) {
       await runIp(["-n", end.ns, "link", "set", "lo", "up"]);
       await runIp(["-n", end.ns, "addr", "add", `${end.ip}/24`, "dev", end.iface]);
+      // nodad: usable at once, not "tentative" for a second of duplicate detection.
+      if (end.ip6 !== null)
+        await runIp(["-n", end.ns, "addr", "add", `${end.ip6}/64`, "dev", end.iface, "nodad"]);
       await runIp(["-n", end.ns, "link", "set", end.iface, "up"]);
     }
   } catch (err) {
@@ -191,11 +213,13 @@ class TestNetImpl implements TestNet {
   private readonly tempDirs = new Set<string>();
   private readonly cleanups: Cleanup[] = [];
   private nextClientHost = FIRST_EXTRA_CLIENT_HOST;
+  private nextClientIpv6Host = FIRST_EXTRA_CLIENT_HOST;
   private destroying: Promise<void> | undefined;
 
   constructor(
     readonly id: string,
     readonly subnetPrefix: string,
+    readonly subnet6Prefix: string | null,
     readonly server: NetnsEndpoint,
     readonly client: NetnsEndpoint,
   ) {}
@@ -262,6 +286,22 @@ class TestNetImpl implements TestNet {
   async addClientAddress(): Promise<string> {
     const [ip] = await this.addClientAddresses(1);
     if (ip === undefined) throw new Error(`test net ${this.id}: no client address added`);
+    return ip;
+  }
+
+  async addClientIpv6Address(): Promise<string> {
+    if (this.subnet6Prefix === null) throw new Error(`test net ${this.id}: the kernel has no IPv6`);
+    const ip = `${this.subnet6Prefix}:${(this.nextClientIpv6Host++).toString(16)}`;
+    await runIp([
+      "-n",
+      this.client.ns,
+      "addr",
+      "add",
+      `${ip}/64`,
+      "dev",
+      this.client.iface,
+      "nodad",
+    ]);
     return ip;
   }
 
@@ -363,27 +403,31 @@ class TestNetImpl implements TestNet {
  * The admin's own rule that closes the guarded TCP ports in the server namespace, appended to
  * INPUT after whatever the daemon under test put first: `ports` is iptables' `--dport` (a port or
  * `from:to`; all ports when omitted), `how` a silent DROP or a REJECT with a TCP reset (a closed
- * port then answers at once, so a test need not wait out a timeout).
+ * port then answers at once, so a test need not wait out a timeout). `families` [4, 6] closes
+ * them to IPv6 too, with the same rule in ip6tables.
  */
 export async function closeServerTcp(
   net: TestNet,
   how: "drop" | "reset",
   ports?: string,
+  families: readonly (4 | 6)[] = [4],
 ): Promise<void> {
-  await net.exec(
-    net.server.ns,
-    [
-      "iptables",
-      "-w",
-      "-A",
-      "INPUT",
-      "-p",
-      "tcp",
-      ...(ports === undefined ? [] : ["--dport", ports]),
-      ...(how === "drop" ? ["-j", "DROP"] : ["-j", "REJECT", "--reject-with", "tcp-reset"]),
-    ],
-    { check: true },
-  );
+  for (const family of families) {
+    await net.exec(
+      net.server.ns,
+      [
+        family === 4 ? "iptables" : "ip6tables",
+        "-w",
+        "-A",
+        "INPUT",
+        "-p",
+        "tcp",
+        ...(ports === undefined ? [] : ["--dport", ports]),
+        ...(how === "drop" ? ["-j", "DROP"] : ["-j", "REJECT", "--reject-with", "tcp-reset"]),
+      ],
+      { check: true },
+    );
+  }
 }
 
 export interface SourceOptions {
@@ -420,7 +464,7 @@ export async function tcpConnect(
 const UDP_SEND_SCRIPT = `
 const dgram = require("node:dgram");
 const [host, port, payload, localAddress] = process.argv.slice(1);
-const socket = dgram.createSocket("udp4");
+const socket = dgram.createSocket(host.includes(":") ? "udp6" : "udp4");
 const send = () => socket.send(Buffer.from(payload, "base64"), Number(port), host, (err) => {
   socket.close();
   process.exit(err ? 1 : 0);

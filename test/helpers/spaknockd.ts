@@ -342,20 +342,27 @@ interface NftJsonItem {
   };
 }
 
-/** The elements of allow_tcp/allow_udp in `nft -j list table inet <t>` output. */
+const NFT_ALLOW_SETS: Readonly<Record<string, "tcp" | "udp">> = {
+  allow_tcp: "tcp",
+  allow_udp: "udp",
+  allow6_tcp: "tcp",
+  allow6_udp: "udp",
+};
+
+/** The elements of allow_tcp/allow_udp (IPv4) and allow6_* (IPv6) in `nft -j list table` output. */
 export function parseNftAllowSets(json: string, nowSec: number): SpaknockdRule[] {
   const doc = JSON.parse(json) as { nftables?: NftJsonItem[] };
   const rules: SpaknockdRule[] = [];
   for (const item of doc.nftables ?? []) {
-    const name = item.set?.name;
-    if (name !== "allow_tcp" && name !== "allow_udp") continue;
+    const proto = NFT_ALLOW_SETS[item.set?.name ?? ""];
+    if (proto === undefined) continue;
     for (const e of item.set?.elem ?? []) {
       const concat = e.elem?.val?.concat;
       if (concat === undefined) continue;
       const expires = e.elem?.expires;
       rules.push({
         sourceIp: concat[0],
-        proto: name === "allow_tcp" ? "tcp" : "udp",
+        proto,
         port: concat[1],
         expiresAt: expires === undefined ? null : nowSec + expires,
       });
@@ -365,9 +372,9 @@ export function parseNftAllowSets(json: string, nowSec: number): SpaknockdRule[]
 }
 
 const IPTABLES_GRANT =
-  /^-A (\S+) -s (\d+\.\d+\.\d+\.\d+)\/32 -p (tcp|udp) -m (?:tcp|udp) --dport (\d+) -m comment --comment "?_exp_(\d+)"? -j ACCEPT$/;
+  /^-A (\S+) -s (\d+\.\d+\.\d+\.\d+(?=\/32)|[0-9a-f:]+(?=\/128))\/(?:32|128) -p (tcp|udp) -m (?:tcp|udp) --dport (\d+) -m comment --comment "?_exp_(\d+)"? -j ACCEPT$/;
 
-/** The `_exp_` ACCEPT rules of `chain` in `iptables -S <chain>` output. */
+/** The `_exp_` ACCEPT rules of `chain` in `iptables -S <chain>` (or `ip6tables -S`) output. */
 export function parseIptablesGrants(output: string, chain: string): SpaknockdRule[] {
   const rules: SpaknockdRule[] = [];
   for (const line of output.split("\n")) {
