@@ -4,7 +4,7 @@
  */
 import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { isKeywordShaped } from "../core/index.js";
 import { UsageError } from "./exit-codes.js";
 import {
@@ -48,6 +48,10 @@ export interface ClientOptions {
   keyBase64Hmac?: string;
   getKey?: string;
   getHmacKey?: string;
+  /** JOSE profile: the user's Ed25519 private JWK file. */
+  signingKey?: string;
+  /** JOSE profile: the server's X25519 public JWK file. */
+  serverKey?: string;
   stdin?: boolean;
   fd?: string;
   timeOffsetPlus?: string;
@@ -144,6 +148,8 @@ export function applyRc(cli: ClientOptions, rc: Map<string, string>): ClientOpti
   take("resolveUrl", "RESOLVE_URL", text);
   take("userAgent", "HTTP_USER_AGENT", text);
   take("verbose", "VERBOSE", yes);
+  take("signingKey", "SIGNING_KEY_FILE", text);
+  take("serverKey", "SERVER_KEY_FILE", text);
   if (o.useHmac === undefined && yes(rc.get("USE_HMAC"))) o.useHmac = true;
   const allow = rc.get("ALLOW_IP");
   if (allow !== undefined && o.allowIp === undefined && !o.sourceIp && !o.resolveIp) {
@@ -197,6 +203,9 @@ export function rcValuesFor(o: ClientOptions): Map<string, string> {
   put("HMAC_KEY", o.keyHmac);
   put("HMAC_KEY_FILE", o.getHmacKey);
   put("HMAC_DIGEST_TYPE", o.hmacDigestType);
+  // Absolute, so that the stanza works from any directory (the files are named, never copied).
+  put("SIGNING_KEY_FILE", o.signingKey === undefined ? undefined : resolve(o.signingKey));
+  put("SERVER_KEY_FILE", o.serverKey === undefined ? undefined : resolve(o.serverKey));
   if (o.useHmac || o.keyHmac || o.keyBase64Hmac || o.getHmacKey || o.hmacDigestType)
     put("USE_HMAC", "Y");
   return v;

@@ -15,11 +15,12 @@ import {
 } from "./client-settings.js";
 import { runDecode } from "./commands/decode.js";
 import { renderChecks, runChecks } from "./commands/doctor.js";
-import { runKeyGen } from "./commands/keygen.js";
+import { runJoseKeyGen, runKeyGen } from "./commands/keygen.js";
 import { knockWithOptions, parseAccessOption } from "./commands/knock.js";
 import { runProxy } from "./commands/proxy.js";
 import { runSsh } from "./commands/ssh.js";
 import { EXIT, UsageError } from "./exit-codes.js";
+import { withoutBrackets } from "./server-address.js";
 
 const VERSION = "0.1.0";
 const out = (line: string) => process.stdout.write(`${line}\n`);
@@ -54,8 +55,14 @@ function addKnockOptions(cmd: Command): Command {
     .option("--save-rc-stanza", "save these options as stanza -n NAME in the rc file (0600)")
     .option("--force-stanza", "with --save-rc-stanza: replace the stanza instead of updating it")
     .option("-A, --access <proto/port,...>", "ports to open, e.g. tcp/22 or tcp/22,udp/53")
-    .option("-a, --allow-ip <ip>", "the address the server should open for")
-    .option("-s, --source-ip", "let the server use the packet's source address (sends 0.0.0.0)")
+    .option(
+      "-a, --allow-ip <ip>",
+      "the address the server should open for (IPv6 only with --signing-key)",
+    )
+    .option(
+      "-s, --source-ip",
+      "let the server use the packet's source address (sends 0.0.0.0, or :: to an IPv6 server)",
+    )
     .option("-R, --resolve-ip-https", "learn your external address from --resolve-url")
     .option("--resolve-url <url>", "the http(s) URL that returns your external address")
     .option("-D, --destination <host>", "the SPA server")
@@ -77,6 +84,11 @@ function addKnockOptions(cmd: Command): Command {
       "read the encryption key from a file (`<server>: <key>` or just the key)",
     )
     .option("--get-hmac-key <file>", "read the HMAC key from a file")
+    .option(
+      "--signing-key <file>",
+      "your Ed25519 private JWK (spaknock keygen --ed25519): send a JOSE-profile packet",
+    )
+    .option("--server-key <file>", "with --signing-key: the server's public X25519 JWK")
     .option("--stdin", "read the encryption key from standard input")
     .option("--fd <n>", "read the encryption key from this file descriptor")
     .option("--time-offset-plus <time>", "add time to the packet's timestamp (60, 5m, 2h, 1d)")
@@ -141,10 +153,24 @@ export function buildProgram(): Command {
       .command("decode")
       .description("verify and decode SPA data with the given keys")
       .argument("<spa-data>", "the SPA data (the exact wire string)")
+      .option("--server-key <file>", "JOSE profile: the server's private X25519 JWK")
+      .option("--authorized-keys <file>", "JOSE profile: the JWK Set of users' public keys")
       .option("--json", "print one JSON object"),
   ).action(async (spaData: string, opts) => {
-    await runDecode(spaData, opts, out);
+    await runDecode(spaData, opts, out, warn);
   });
+
+  program
+    .command("keygen")
+    .description(
+      "make a key pair for JOSE-profile packets: the private JWK to a file (0600), the public JWK on stdout",
+    )
+    .option("--ed25519", "a user's signing key (its public half goes to AUTHORIZED_KEYS)")
+    .option("--x25519", "a server's key (SERVER_KEY_FILE in fwknopd.conf)")
+    .option("-o, --output <file>", "where to write the private key (never an existing file)")
+    .action(async (opts) => {
+      await runJoseKeyGen(opts, out, warn);
+    });
 
   addStanzaOptions(
     program
@@ -186,7 +212,9 @@ export function buildProgram(): Command {
       )
       .argument("<port>", "the tcp port to connect to")
       .option("--wait <seconds>", "how long to wait for the port after the knock", "10"),
-  ).action(async (host: string, port: string, opts: ClientOptions & { wait: string }) => {
+  ).action(async (given: string, port: string, opts: ClientOptions & { wait: string }) => {
+    // ssh's %h is a bare IPv6 literal; a user may well write it in brackets.
+    const host = withoutBrackets(given);
     const portNumber = Number(port);
     if (!Number.isInteger(portNumber) || portNumber < 1 || portNumber > 65535) {
       throw new UsageError(`port "${port}" is not 1..65535`);

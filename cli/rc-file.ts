@@ -18,9 +18,10 @@ export class RcError extends Error {
   override readonly name = "RcError";
 }
 
-/** Every keyword fwknop 2.6.10 reads from an rc file. */
+/** Every keyword fwknop 2.6.10 reads from an rc file, and spaknock's JOSE-profile key files. */
 export const RC_KEYWORDS = new Set(
   (
+    "SIGNING_KEY_FILE SERVER_KEY_FILE " +
     "SPA_SERVER SPA_SERVER_PORT SPA_SERVER_PROTO SPA_SOURCE_PORT ACCESS ALLOW_IP KEY KEY_BASE64 KEY_FILE " +
     "HMAC_KEY HMAC_KEY_BASE64 HMAC_KEY_FILE HMAC_DIGEST_TYPE USE_HMAC DIGEST_TYPE ENCRYPTION_MODE FW_TIMEOUT " +
     "NAT_ACCESS NAT_LOCAL NAT_PORT NAT_RAND_PORT RAND_PORT SPOOF_USER SPOOF_SOURCE_IP TIME_OFFSET " +

@@ -1,5 +1,9 @@
-/** `-R --resolve-url URL`: learn this host's external IPv4 address from an HTTPS service. */
-import { isValidIpv4 } from "../core/index.js";
+/**
+ * `-R --resolve-url URL`: learn this host's external address from an HTTPS service. An IPv4
+ * address in the answer wins; an IPv6 one is taken when there is none (an IPv6-only network, or a
+ * service that answers over IPv6), and only JOSE-profile packets can carry it.
+ */
+import { isValidIpv4, parseIpAddress } from "../core/index.js";
 import { UsageError } from "./exit-codes.js";
 
 export interface ResolvedIp {
@@ -16,9 +20,14 @@ export async function fetchExternalIp(url: string, timeoutMs = 5_000): Promise<R
     headers: { "user-agent": "spaknock" },
   });
   const body = (await response.text()).slice(0, 4096);
-  const ip = body.match(/\b(?:\d{1,3}\.){3}\d{1,3}\b/g)?.find(isValidIpv4);
+  const ip =
+    body.match(/\b(?:\d{1,3}\.){3}\d{1,3}\b/g)?.find(isValidIpv4) ??
+    body
+      .match(/[0-9A-Fa-f]*:[0-9A-Fa-f:.]*/g)
+      ?.map((candidate) => parseIpAddress(candidate)?.text)
+      .find((text) => text !== undefined);
   if (!response.ok || !ip)
-    throw new Error(`${url} did not return an IPv4 address (HTTP ${response.status})`);
+    throw new Error(`${url} did not return an IPv4 or IPv6 address (HTTP ${response.status})`);
   const date = response.headers.get("date");
   return { ip, serverDate: date ? new Date(date) : null };
 }

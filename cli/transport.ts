@@ -5,8 +5,9 @@
  * SPA data in one datagram or one TCP segment.
  */
 import { createSocket } from "node:dgram";
-import { connect } from "node:net";
+import { connect, isIP } from "node:net";
 import { RAND_VAL_SIZE } from "../core/index.js";
+import { hostPort } from "./server-address.js";
 
 export const SPA_TRANSPORTS = ["udp", "tcp", "http"] as const;
 export type SpaTransport = (typeof SPA_TRANSPORTS)[number];
@@ -28,6 +29,11 @@ export interface SendOptions {
   readonly userAgent?: string;
   /** TCP/HTTP: give up after this long (connect included); default 5 s. */
   readonly timeoutMs?: number;
+  /**
+   * The server's address, already resolved from `host` (which HTTP still names in `Host`), so
+   * that the packet goes to the address family it was built for. Default: resolve `host`.
+   */
+  readonly address?: string;
 }
 
 /** Sends `wire` (the SPA data string) to `host:port` over `proto`; resolves once it is sent. */
@@ -38,15 +44,16 @@ export function sendSpa(
   wire: string,
   opts: SendOptions = {},
 ): Promise<void> {
+  const target = { host, address: opts.address ?? host };
   switch (proto) {
     case "udp":
-      return sendDatagram(host, port, Buffer.from(wire, "latin1"), opts.sourcePort);
+      return sendDatagram(target, port, Buffer.from(wire, "latin1"), opts.sourcePort);
     case "tcp":
-      return sendOverTcp("tcp", host, port, Buffer.from(wire, "latin1"), opts);
+      return sendOverTcp("tcp", target, port, Buffer.from(wire, "latin1"), opts);
     case "http":
       return sendOverTcp(
         "http",
-        host,
+        target,
         port,
         Buffer.from(
           httpRequestFor(wire, host, opts.userAgent ?? DEFAULT_HTTP_USER_AGENT),
@@ -97,21 +104,28 @@ export function randomServerPort(randomValue: string): number {
   );
 }
 
+/** Where to send: the host as the user named it (for messages) and the address to use. */
+interface SendTarget {
+  readonly host: string;
+  readonly address: string;
+}
+
 function sendDatagram(
-  host: string,
+  target: SendTarget,
   port: number,
   payload: Buffer,
   sourcePort: number | undefined,
 ): Promise<void> {
   return new Promise((resolve, reject) => {
-    const socket = createSocket("udp4");
+    // A name (no address given) keeps fwknop's IPv4 lookup; a literal picks its own family.
+    const socket = createSocket(isIP(target.address) === 6 ? "udp6" : "udp4");
     const fail = (err: Error): void => {
       socket.close();
-      reject(describeSendError(err, "udp", host, port, sourcePort));
+      reject(describeSendError(err, "udp", target.host, port, sourcePort));
     };
     socket.once("error", fail);
     const send = (): void => {
-      socket.send(payload, port, host, (err) => {
+      socket.send(payload, port, target.address, (err) => {
         if (err) {
           fail(err);
           return;
@@ -127,17 +141,19 @@ function sendDatagram(
 
 function sendOverTcp(
   proto: "tcp" | "http",
-  host: string,
+  target: SendTarget,
   port: number,
   payload: Buffer,
   opts: SendOptions,
 ): Promise<void> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_SEND_TIMEOUT_MS;
+  const { host } = target;
   return new Promise((resolve, reject) => {
+    const family = isIP(target.address);
     const socket = connect({
-      host,
+      host: target.address,
       port,
-      family: 4,
+      family: family === 0 ? 4 : family,
       ...(opts.sourcePort === undefined ? {} : { localPort: opts.sourcePort }),
     });
     let settled = false;
@@ -179,7 +195,7 @@ function describeSendError(
   sourcePort: number | undefined,
   code = (err as NodeJS.ErrnoException).code,
 ): Error {
-  const where = `${proto.toUpperCase()} ${host}:${port}`;
+  const where = `${proto.toUpperCase()} ${hostPort(host, port)}`;
   switch (code) {
     case "ECONNREFUSED":
       return new Error(
@@ -200,7 +216,7 @@ function describeSendError(
       );
     case "ENOTFOUND":
     case "EAI_AGAIN":
-      return new Error(`sending the SPA packet: cannot resolve "${host}" to an IPv4 address`, {
+      return new Error(`sending the SPA packet: cannot resolve "${host}" to an address`, {
         cause: err,
       });
     default:

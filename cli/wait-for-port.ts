@@ -4,8 +4,8 @@
  * only after 1 s. Fresh connection attempts are therefore started every `retryIntervalMs`; each
  * may live for `attemptTimeoutMs`, so a link slower than the retry interval still connects.
  */
-import { lookup } from "node:dns/promises";
-import { isIP, type Socket, connect as tcpConnect } from "node:net";
+import { type Socket, connect as tcpConnect } from "node:net";
+import { hostPort, resolveServer } from "./server-address.js";
 import { startSpinner } from "./spinner.js";
 
 export const DEFAULT_RETRY_INTERVAL_MS = 250;
@@ -46,8 +46,9 @@ export async function connectWhenOpen(
   opts: WaitForPortOptions,
 ): Promise<Socket | undefined> {
   const started = Date.now();
-  // Resolve once, so every attempt goes to the address that was knocked for. SPA is IPv4.
-  const address = isIP(host) !== 0 ? host : await resolveIpv4(host);
+  // Resolve once, so every attempt goes to the address that was knocked for (the knock resolves
+  // the same way: IPv4 first, IPv6 for a name that has only AAAA).
+  const { address } = await resolveServer(host);
   const remainingMs = opts.timeoutMs - (Date.now() - started);
   if (remainingMs <= 0) return undefined;
   const attemptTimeoutMs = opts.attemptTimeoutMs ?? DEFAULT_ATTEMPT_TIMEOUT_MS;
@@ -98,7 +99,7 @@ export async function connectWhenOpen(
 export function portDidNotOpenMessage(host: string, port: number, timeoutMs: number): string {
   const seconds = Number((timeoutMs / 1000).toFixed(1));
   return (
-    `spaknock: ${host}:${port} did not open within ${seconds} s after the knock; ` +
+    `spaknock: ${hostPort(host, port)} did not open within ${seconds} s after the knock; ` +
     "check the server's OPEN_PORTS and that spaknockd/fwknopd is running"
   );
 }
@@ -119,7 +120,10 @@ export interface KnockThenConnectOptions {
  */
 export async function knockThenConnect(opts: KnockThenConnectOptions): Promise<Socket | undefined> {
   await opts.knock();
-  const spinner = startSpinner(opts.stderr, `knocked, waiting for ${opts.host}:${opts.port}`);
+  const spinner = startSpinner(
+    opts.stderr,
+    `knocked, waiting for ${hostPort(opts.host, opts.port)}`,
+  );
   let socket: Socket | undefined;
   try {
     socket = await connectWhenOpen(opts.host, opts.port, { timeoutMs: opts.waitTimeoutMs });
@@ -130,12 +134,4 @@ export async function knockThenConnect(opts: KnockThenConnectOptions): Promise<S
     opts.stderr.write(`${portDidNotOpenMessage(opts.host, opts.port, opts.waitTimeoutMs)}\n`);
   }
   return socket;
-}
-
-async function resolveIpv4(host: string): Promise<string> {
-  try {
-    return (await lookup(host, { family: 4 })).address;
-  } catch (err) {
-    throw new Error(`cannot resolve "${host}" to an IPv4 address`, { cause: err });
-  }
 }

@@ -19,7 +19,12 @@ import {
 import { type ProtoPort, parseProtoPort, validateUsername } from "./access-message.js";
 import { parseIpAddress } from "./address.js";
 import { SpaError, type SpaErrorCode } from "./errors.js";
-import type { AuthorizedKey, JosePrivateKey, JosePublicKey } from "./jose-keys.js";
+import type {
+  AuthorizedKey,
+  AuthorizedKeySet,
+  JosePrivateKey,
+  JosePublicKey,
+} from "./jose-keys.js";
 import { MAX_CLIENT_TIMEOUT } from "./limits.js";
 
 export const JOSE_PROFILE_VERSION = 1;
@@ -181,6 +186,16 @@ export async function openJoseEnvelope(
     throw joseError("JOSE_HEADER", "JWS header is not exactly alg EdDSA, kid, typ spa+jwt");
   }
   return { signed, signerKid: inner.kid };
+}
+
+/** The key of `signerKid` in an authorized key set, or JOSE_KEY_UNKNOWN. */
+export function authorizedKeyOf(set: AuthorizedKeySet | null, signerKid: string): AuthorizedKey {
+  const key = set?.keys.get(signerKid);
+  if (key === undefined) {
+    const where = set === null ? "no AUTHORIZED_KEYS" : `not in ${set.origin}`;
+    throw joseError("JOSE_KEY_UNKNOWN", `signing key ${signerKid.slice(0, 43)}: ${where}`);
+  }
+  return key;
 }
 
 /** Verifies the signature with the authorized key; returns the payload's bytes. */

@@ -27,6 +27,7 @@ import { networkListMatches } from "./address.js";
 import { isSpaError, SpaError, type SpaErrorCode } from "./errors.js";
 import type { JosePrivateKey } from "./jose-keys.js";
 import {
+  authorizedKeyOf,
   JOSE_PROFILE_VERSION,
   type JoseEnvelope,
   joseReplayInput,
@@ -157,10 +158,7 @@ function joseAuthenticator(envelope: JoseEnvelope, serverKey: JosePrivateKey): A
   // One key may be authorized in several stanzas: its signature is checked once.
   const verified = new Map<string, Promise<Uint8Array>>();
   return async (stanza) => {
-    const key = stanza.authorizedKeys?.keys.get(envelope.signerKid);
-    if (key === undefined) {
-      throw new SpaError("JOSE_KEY_UNKNOWN", `kid ${envelope.signerKid.slice(0, 43)}`);
-    }
+    const key = authorizedKeyOf(stanza.authorizedKeys, envelope.signerKid);
     let payload = verified.get(key.kid);
     if (payload === undefined) {
       payload = verifyJoseSignature(envelope, key);

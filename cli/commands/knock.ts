@@ -1,6 +1,7 @@
 /**
  * The default command: one SPA packet from fwknop-compatible options, rc stanzas and keys, sent
- * over UDP, TCP or HTTP (or, with `-T`, printed). Building the request is pure (`planKnock`);
+ * over UDP, TCP or HTTP (or, with `-T`, printed). With a signing key the packet is a JOSE-profile
+ * one (knock-jose.ts), otherwise fwknop's format. Building the request is pure (`planKnock`);
  * gathering keys may prompt; sending is one transport call.
  */
 import { randomBytes } from "node:crypto";
@@ -12,12 +13,11 @@ import {
   assertUsableKeys,
   buildSpaPacket,
   DEFAULT_SPA_PORT,
-  isValidIpv4,
   type MessageType,
   MIN_GNUPG_MSG_SIZE,
   parseDigestType,
   parseEncryptionMode,
-  parseProtoPort,
+  parseIpAddress,
   randomValueFromBytes,
   SpaError,
   type SpaKeys,
@@ -31,13 +31,25 @@ import {
   rcValuesFor,
   saveRcStanza,
 } from "../client-settings.js";
-import { describePacket } from "../describe-packet.js";
+import { describeJosePacket, describePacket } from "../describe-packet.js";
 import { UsageError } from "../exit-codes.js";
+import { readServerPublicKey, readSigningKey } from "../jose-key-files.js";
 import { decodeBase64Key, keyFromFd, keyFromFile, promptHidden } from "../key-sources.js";
+import {
+  chooseAllowIp,
+  parseAccessOption,
+  parseIntOption,
+  parseTransport,
+  requireDestination,
+  type Transport,
+  timeOffsetSeconds,
+} from "../knock-options.js";
 import { resolveExternalIp } from "../resolve-ip.js";
+import { hostPort, resolveServer } from "../server-address.js";
 import { randomServerPort, sendSpa } from "../transport.js";
+import { buildJoseKnock, checkJoseOptions, planJoseKnock } from "./knock-jose.js";
 
-export type Transport = "udp" | "tcp" | "http";
+export { parseAccessOption, parseTimeOffset, type Transport } from "../knock-options.js";
 
 export interface KnockPlan {
   readonly input: SpaMessageInput;
@@ -54,37 +66,6 @@ export interface KnockEnvironment {
   readonly defaultUsername: () => string;
 }
 
-function parseIntOption(value: string, option: string, min: number, max: number): number {
-  if (!/^[0-9]+$/.test(value) || Number(value) < min || Number(value) > max) {
-    throw new UsageError(`${option}: expected a whole number in ${min}..${max}, got "${value}"`);
-  }
-  return Number(value);
-}
-
-/** `--time-offset-plus 90`, `90s`, `5m`, `2h`, `1d` → seconds. */
-export function parseTimeOffset(value: string, option: string): number {
-  const m = /^([0-9]{1,9})([smhd]?)$/i.exec(value.trim());
-  if (!m)
-    throw new UsageError(
-      `${option}: expected a duration like 60, 60s, 5m, 2h or 1d, got "${value}"`,
-    );
-  const unit = { "": 1, s: 1, m: 60, h: 3600, d: 86400 }[(m[2] as string).toLowerCase()] ?? 1;
-  return Number(m[1]) * unit;
-}
-
-/** Checks `-A tcp/22,udp/53` and returns it normalised. */
-export function parseAccessOption(access: string): { text: string; firstPort: number } {
-  const items = access.split(",").map((s) => s.trim());
-  try {
-    const ports = items.map(parseProtoPort);
-    return { text: items.join(","), firstPort: (ports[0] as { port: number }).port };
-  } catch {
-    throw new UsageError(
-      `-A "${access}": expected proto/port[,proto/port...] with proto tcp or udp and port 1..65535`,
-    );
-  }
-}
-
 function chooseMessageType(
   command: boolean,
   nat: "none" | "remote" | "local",
@@ -96,12 +77,17 @@ function chooseMessageType(
   return timeout > 0 ? 3 : 1;
 }
 
-function parseTransport(value: string | undefined): Transport {
-  const v = (value ?? "udp").toLowerCase();
-  if (v === "udp" || v === "tcp" || v === "http") return v;
-  throw new UsageError(
-    `-P "${value}": spaknock sends over udp, tcp or http (raw modes need root tools)`,
-  );
+/** An fwknop-format allow-IP: IPv4 only (fwknop 2.6.10 defines no other), said plainly. */
+function fwknopAllowIp(given: string): string {
+  const parsed = parseIpAddress(given);
+  if (parsed?.family === 4) return parsed.text;
+  if (parsed?.family === 6) {
+    throw new UsageError(
+      `-a "${given}": fwknop-format packets carry IPv4 addresses only; for an IPv6 address ` +
+        "knock with a per-user key (--signing-key and --server-key, the JOSE profile)",
+    );
+  }
+  throw new UsageError(`-a "${given}": not a dotted-quad IPv4 address`);
 }
 
 /**
@@ -109,14 +95,9 @@ function parseTransport(value: string | undefined): Transport {
  * fwknop's rules for message types.
  */
 export function planKnock(opts: ClientOptions, keys: SpaKeys, env: KnockEnvironment): KnockPlan {
-  if (!opts.destination)
-    throw new UsageError("a server is required: -D <host> (or SPA_SERVER in the rc stanza)");
-  const choices = [opts.allowIp !== undefined, opts.sourceIp === true].filter(Boolean).length;
-  if (choices === 0) throw new UsageError("say which address to open for: -a <ip>, -s or -R");
-  if (choices > 1) throw new UsageError("use one of -a, -s and -R");
-  const allowIp = opts.sourceIp ? "0.0.0.0" : (opts.allowIp as string);
-  if (!isValidIpv4(allowIp))
-    throw new UsageError(`-a "${allowIp}": not a dotted-quad IPv4 address`);
+  const destination = requireDestination(opts);
+  const choice = chooseAllowIp(opts);
+  const allowIp = choice === "source" ? "0.0.0.0" : fwknopAllowIp(choice);
 
   const command = opts.serverCmd !== undefined;
   if (command && opts.access) throw new UsageError("use either -A or -C, not both");
@@ -134,13 +115,11 @@ export function planKnock(opts: ClientOptions, keys: SpaKeys, env: KnockEnvironm
     natAccess = `${m[1]},${parseIntOption(m[2] as string, "-N port", 1, 65535)}`;
   } else if (opts.natLocal) {
     if (!access) throw new UsageError("--nat-local needs -A");
-    natAccess = `${opts.destination},${access.firstPort}`;
+    natAccess = `${destination},${access.firstPort}`;
   }
   const nat = opts.natAccess ? "remote" : opts.natLocal ? "local" : "none";
   const messageType = chooseMessageType(command, nat, timeout);
-  const offset =
-    (opts.timeOffsetPlus ? parseTimeOffset(opts.timeOffsetPlus, "--time-offset-plus") : 0) -
-    (opts.timeOffsetMinus ? parseTimeOffset(opts.timeOffsetMinus, "--time-offset-minus") : 0);
+  const offset = timeOffsetSeconds(opts);
 
   const randomValue = randomValueFromBytes(env.randomBytes(8));
   const input: SpaMessageInput = {
@@ -161,7 +140,7 @@ export function planKnock(opts: ClientOptions, keys: SpaKeys, env: KnockEnvironm
   return {
     input,
     keys,
-    server: opts.destination,
+    server: destination,
     port,
     transport: parseTransport(opts.serverProto),
     sourcePort: opts.sourcePort ? parseIntOption(opts.sourcePort, "-S", 1, 65535) : undefined,
@@ -228,8 +207,49 @@ export const systemKnockEnvironment: KnockEnvironment = {
 };
 
 export interface KnockResult {
-  readonly plan: KnockPlan;
+  readonly profile: "fwknop" | "jose";
+  readonly server: string;
+  readonly port: number;
+  readonly transport: Transport;
   readonly wire: string;
+}
+
+interface Delivery {
+  readonly server: string;
+  readonly port: number;
+  readonly transport: Transport;
+  readonly sourcePort: number | undefined;
+}
+
+/** `-B`, `-T` or the send itself: the same for both packet formats. */
+async function deliver(
+  profile: KnockResult["profile"],
+  plan: Delivery,
+  wire: string,
+  opts: ClientOptions,
+  address: string | undefined,
+  out: (line: string) => void,
+): Promise<KnockResult> {
+  if (opts.verbose) {
+    out("");
+    out(
+      `Generating SPA packet:\n    protocol: ${plan.transport}\n    destination: ${hostPort(plan.server, plan.port)}`,
+    );
+  }
+  if (opts.savePacket) writeFileSync(opts.savePacket, `${wire}\n`, { mode: 0o600 });
+  const result = { profile, server: plan.server, port: plan.port, transport: plan.transport, wire };
+  if (opts.test) {
+    out("test mode enabled, SPA packet not actually sent.");
+    out(wire);
+    return result;
+  }
+  await sendSpa(plan.transport, plan.server, plan.port, wire, {
+    address: address ?? (await resolveServer(plan.server)).address,
+    ...(plan.sourcePort !== undefined ? { sourcePort: plan.sourcePort } : {}),
+    ...(opts.userAgent !== undefined ? { userAgent: opts.userAgent } : {}),
+  });
+  if (opts.verbose) out(`sent ${wire.length} bytes over ${plan.transport}`);
+  return result;
 }
 
 /**
@@ -250,6 +270,9 @@ export async function knockWithOptions(
     warn(`saved stanza [${cli.namedConfig}] in ${rc.file}`);
   }
   const opts = applyRc(cli, rc.values);
+  const jose = opts.signingKey !== undefined || opts.serverKey !== undefined;
+  // Refused before -R fetches anything: an ambiguous command line should cost nothing.
+  if (jose) checkJoseOptions(cli, opts);
   if (opts.resolveIp) {
     if (!opts.resolveUrl) {
       throw new UsageError(
@@ -259,6 +282,39 @@ export async function knockWithOptions(
     opts.allowIp = await resolveExternalIp(opts.resolveUrl);
     opts.resolveIp = false;
   }
+  return jose ? knockJose(opts, out, warn) : knockFwknop(opts, out);
+}
+
+async function knockJose(
+  opts: ClientOptions,
+  out: (line: string) => void,
+  warn: (line: string) => void,
+): Promise<KnockResult> {
+  const keys = {
+    signingKey: await readSigningKey(opts.signingKey as string, warn),
+    serverKey: await readServerPublicKey(opts.serverKey as string),
+  };
+  // -s sends "::" on an IPv6 connection, so the address is needed before the packet; -T with
+  // -a needs none (and then looks nothing up).
+  const destination = requireDestination(opts);
+  const needsAddress = !opts.test || (opts.sourceIp === true && opts.allowIp === undefined);
+  const server = needsAddress ? await resolveServer(destination) : undefined;
+  const plan = planJoseKnock(opts, keys, server?.family ?? 4, systemKnockEnvironment);
+  const wire = await buildJoseKnock(plan);
+  if (opts.verbose) {
+    out(
+      describeJosePacket({
+        signerKid: keys.signingKey.kid,
+        serverKid: keys.serverKey.kid,
+        request: { ...plan.request, jti: Buffer.from(plan.jtiBytes).toString("base64url") },
+        wire,
+      }),
+    );
+  }
+  return deliver("jose", plan, wire, opts, server?.address, out);
+}
+
+async function knockFwknop(opts: ClientOptions, out: (line: string) => void): Promise<KnockResult> {
   const keys = await gatherKeys(opts);
   const plan = planKnock(opts, keys, systemKnockEnvironment);
   let built: ReturnType<typeof buildSpaPacket>;
@@ -293,21 +349,6 @@ export async function knockWithOptions(
         wire: built.wire,
       }),
     );
-    out("");
-    out(
-      `Generating SPA packet:\n    protocol: ${plan.transport}\n    destination: ${plan.server}:${plan.port}`,
-    );
   }
-  if (opts.savePacket) writeFileSync(opts.savePacket, `${built.wire}\n`, { mode: 0o600 });
-  if (opts.test) {
-    out("test mode enabled, SPA packet not actually sent.");
-    out(built.wire);
-    return { plan, wire: built.wire };
-  }
-  await sendSpa(plan.transport, plan.server, plan.port, built.wire, {
-    ...(plan.sourcePort !== undefined ? { sourcePort: plan.sourcePort } : {}),
-    ...(opts.userAgent !== undefined ? { userAgent: opts.userAgent } : {}),
-  });
-  if (opts.verbose) out(`sent ${built.wire.length} bytes over ${plan.transport}`);
-  return { plan, wire: built.wire };
+  return deliver("fwknop", plan, built.wire, opts, undefined, out);
 }

@@ -5,6 +5,7 @@
  */
 import type { Socket } from "node:net";
 import { EXIT } from "../exit-codes.js";
+import { hostPort } from "../server-address.js";
 import { knockThenConnect } from "../wait-for-port.js";
 
 export interface ProxyOptions {
@@ -29,7 +30,7 @@ export async function runProxy(opts: ProxyOptions): Promise<number> {
 
 function relay(socket: Socket, opts: ProxyOptions): Promise<number> {
   const { stdin, stdout, stderr } = opts;
-  const where = `${opts.host}:${opts.port}`;
+  const where = hostPort(opts.host, opts.port);
   return new Promise((resolve) => {
     let finished = false;
     const finish = (code: number, why?: string): void => {

@@ -190,4 +190,40 @@ describe("runProxy", () => {
       new RegExp(`^spaknock: connection to 127.0.0.1:${port}: .*ECONNRESET`),
     );
   });
+
+  it("relays over IPv6 to a port that opens on ::1, naming it [::1]:PORT", async () => {
+    // Prepare: an echo server that opens on ::1 a little after the knock.
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, "::1", resolve));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const stdin = new PassThrough();
+    const stdout = captureStream();
+    const stderr = captureStream({ isTTY: true });
+    const knock = async (): Promise<void> => {
+      const server = createServer({ allowHalfOpen: true }, (socket) => {
+        sockets.push(socket);
+        socket.pipe(socket);
+      });
+      servers.push(server);
+      setTimeout(() => server.listen(port, "::1"), 300);
+    };
+
+    // Act
+    const exit = runProxy({
+      host: "::1",
+      port,
+      knock,
+      waitTimeoutMs: 5_000,
+      stdin,
+      stdout: stdout.stream,
+      stderr: stderr.stream,
+    });
+    stdin.end("over six\n");
+
+    // Assess
+    expect(await exit).toBe(0);
+    expect(stdout.text()).toBe("over six\n");
+    expect(stderr.text()).toContain(`waiting for [::1]:${port}`);
+  });
 });
