@@ -19,7 +19,7 @@ import {
 import type { Capture, Datagram } from "./capture/datagram.js";
 import { TimerExpiry } from "./expiry-timers.js";
 import type { ManagedFirewall, OpenRule } from "./firewall/managed-firewall.js";
-import type { Log } from "./log.js";
+import { anyAddressLike, type Log } from "./log.js";
 
 export interface DaemonParts {
   stanzas: readonly AccessStanza[];
@@ -173,7 +173,7 @@ export class Spaknockd {
     );
     for (const p of grant.ports) {
       log.info(
-        `add ${firewall.label} ${grant.sourceIp} -> 0.0.0.0/0(${p.proto}/${p.port}) ACCEPT rule ${grant.timeoutSec} sec`,
+        `add ${firewall.label} ${grant.sourceIp} -> ${anyAddressLike(grant.sourceIp)}(${p.proto}/${p.port}) ACCEPT rule ${grant.timeoutSec} sec`,
       );
     }
     void outcome.notified.then((failures) => {
@@ -226,5 +226,5 @@ export class Spaknockd {
 }
 
 export function ruleText(r: OpenRule): string {
-  return `${r.sourceIp} -> 0.0.0.0/0(${r.port.proto}/${r.port.port})`;
+  return `${r.sourceIp} -> ${anyAddressLike(r.sourceIp)}(${r.port.proto}/${r.port.port})`;
 }

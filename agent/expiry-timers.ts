@@ -7,7 +7,7 @@
  */
 import type { Expiry, Grant, Notifier, OpenedRule } from "../core/index.js";
 import type { ManagedFirewall } from "./firewall/managed-firewall.js";
-import type { Log } from "./log.js";
+import { anyAddressLike, type Log } from "./log.js";
 
 const portKey = (ip: string, p: { proto: string; port: number }) => `${ip} ${p.proto}/${p.port}`;
 
@@ -75,7 +75,7 @@ export class TimerExpiry implements Expiry {
     }
     const port = key.split(" ")[1];
     log.info(
-      `removed ${firewall.label} ${grant.sourceIp} -> 0.0.0.0/0(${port}) ACCEPT rule ${grant.timeoutSec} sec timeout exceeded`,
+      `removed ${firewall.label} ${grant.sourceIp} -> ${anyAddressLike(grant.sourceIp)}(${port}) ACCEPT rule ${grant.timeoutSec} sec timeout exceeded`,
     );
     const stillOpen = grant.ports.some(
       (p) => this.open.get(portKey(grant.sourceIp, p))?.grant === grant,

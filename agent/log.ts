@@ -110,3 +110,8 @@ export function describeCounts(counts: ReadonlyMap<string, number>, limit = 10):
   const rest = sorted.length - shown.length;
   return rest > 0 ? `${shown.join(", ")} and ${rest} more` : shown.join(", ");
 }
+
+/** fwknopd's log lines name the destination as `0.0.0.0/0`; an IPv6 grant's is `::/0`. */
+export function anyAddressLike(sourceIp: string): string {
+  return sourceIp.includes(":") ? "::/0" : "0.0.0.0/0";
+}

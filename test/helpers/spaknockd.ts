@@ -293,9 +293,12 @@ class SpaknockdProcess implements Spaknockd {
       if (result.code !== 0) return [];
       return parseNftAllowSets(result.stdout, Math.floor(Date.now() / 1000));
     }
-    const result = await this.net.exec(this.net.server.ns, ["iptables", "-w", "-S", this.chain]);
-    if (result.code !== 0) return [];
-    return parseIptablesGrants(result.stdout, this.chain);
+    const rules: SpaknockdRule[] = [];
+    for (const tool of ["iptables", "ip6tables"]) {
+      const result = await this.net.exec(this.net.server.ns, [tool, "-w", "-S", this.chain]);
+      if (result.code === 0) rules.push(...parseIptablesGrants(result.stdout, this.chain));
+    }
+    return rules;
   }
 
   fwList(): Promise<ExecResult> {
