@@ -68,6 +68,13 @@ export const cloudConfigSchema = z
       .refine((ids) => new Set(ids).size === ids.length, "lists a group twice")
       .default([]),
     vpc: vpcSchema.optional(),
+    /**
+     * Regions `spaknock audit --all-regions` (and grants/revoke) ask; the stack itself deploys to
+     * the CDK's region. Not read by the CDK app.
+     */
+    regions: z
+      .array(z.string().regex(/^[a-z]{2}(-[a-z]+)+-[0-9]$/, "not a region name (eu-west-1)"))
+      .optional(),
     /** The VPC has IPv6 (a new one is made dual-stack): the relay takes IPv6 senders too. */
     ipv6: z.boolean().default(false),
     relay: relaySchema.default({ mode: "eip", instanceType: "t4g.nano", port: 62201 }),

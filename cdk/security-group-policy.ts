@@ -144,6 +144,28 @@ export function closeStatements(
   ];
 }
 
+/**
+ * For people: what an auditor needs for `spaknock audit` and `spaknock grants` (read only:
+ * CloudTrail's LookupEvents and DescribeSecurityGroupRules, neither of which has resource-level
+ * permissions), and what an operator adds for `spaknock revoke`: revoke in the guarded groups
+ * only. As for the closer role, IAM cannot confine a revoke to spaknock's tagged rules; the
+ * command revokes only rules that carry `spaknock:managed` (cli/commands/grants.ts).
+ */
+export function auditorStatements(): PolicyStatement[] {
+  return [
+    new PolicyStatement({
+      sid: "ReadCloudTrailEvents",
+      actions: ["cloudtrail:LookupEvents"],
+      resources: ["*"],
+    }),
+    describeRulesStatement(),
+  ];
+}
+
+export function operatorStatements(arns: Pick<GuardedGroupArns, "groupArns">): PolicyStatement[] {
+  return [...auditorStatements(), ...closeStatements(arns, "RevokeEarly")];
+}
+
 /** DescribeSecurityGroupRules has no resource-level permissions: it is `*` or nothing. */
 export function describeRulesStatement(): PolicyStatement {
   return new PolicyStatement({

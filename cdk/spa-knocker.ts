@@ -38,6 +38,7 @@ import { LambdaFunction } from "aws-cdk-lib/aws-events-targets";
 import {
   ArnPrincipal,
   CompositePrincipal,
+  ManagedPolicy,
   type PolicyDocument,
   PolicyStatement,
   Role,
@@ -64,11 +65,13 @@ import { Construct } from "constructs";
 import { GRAVITON_INSTANCE_TYPE, SECURITY_GROUP_ID } from "./aws-ids.js";
 import { nagArn, wildcardFinding } from "./nag-findings.js";
 import {
+  auditorStatements,
   closeStatements,
   describeRulesStatement,
   type GuardedGroupArns,
   guardedGroupArns,
   openStatements,
+  operatorStatements,
 } from "./security-group-policy.js";
 import { findSourceRoot } from "./source-root.js";
 import { type RelayMode, UdpRelay } from "./udp-relay.js";
@@ -210,6 +213,10 @@ export class SpaKnocker extends Construct {
   readonly sweepFunction: NodejsFunction;
   readonly replayTable: TableV2;
   readonly accessConfigSecret: Secret;
+  /** `spaknock audit` and `grants`: read only. */
+  readonly auditorPolicy: ManagedPolicy;
+  /** Also `spaknock revoke`: revoke in the guarded groups. */
+  readonly operatorPolicy: ManagedPolicy;
   readonly scheduleGroup: ScheduleGroup;
   /** The role EventBridge Scheduler assumes to invoke the revoke function. */
   readonly schedulerRole: Role;
@@ -342,6 +349,22 @@ export class SpaKnocker extends Construct {
     this.grantKnock(knock.role);
 
     const roles = this.grantEc2({ knock, revoke, sweep }, arns, props.openerRole ?? true);
+    // For the team's own roles: attach these to who audits and who operates.
+    this.auditorPolicy = new ManagedPolicy(this, "AuditorPolicy", {
+      description: "spaknock audit and grants: read CloudTrail events and security group rules",
+      statements: auditorStatements(),
+    });
+    this.operatorPolicy = new ManagedPolicy(this, "OperatorPolicy", {
+      description: "spaknock audit, grants and revoke: also revoke rules in the guarded groups",
+      statements: operatorStatements(arns),
+    });
+    for (const policy of [this.auditorPolicy, this.operatorPolicy]) {
+      Validations.of(policy).acknowledge({
+        id: "AwsSolutions-IAM5[Resource::*]",
+        reason:
+          "cloudtrail:LookupEvents and ec2:DescribeSecurityGroupRules (both read-only) support no resource-level permissions; they are the only actions on Resource *. The operator's revoke is on the guarded groups' ARNs.",
+      });
+    }
     this.openerRole = roles.openerRole;
     this.closerRole = roles.closerRole;
     if (this.notificationTopic) {
@@ -723,6 +746,16 @@ export class SpaKnocker extends Construct {
       "AccessConfigSecretName",
       "Put access.conf here: aws secretsmanager put-secret-value --secret-id <this> --secret-string file://access.conf",
       this.accessConfigSecret.secretName,
+    );
+    this.output(
+      "AuditorPolicyArn",
+      "Attach to whoever runs spaknock audit / grants (read only)",
+      this.auditorPolicy.managedPolicyArn,
+    );
+    this.output(
+      "OperatorPolicyArn",
+      "Attach to whoever may also close grants early with spaknock revoke",
+      this.operatorPolicy.managedPolicyArn,
     );
     this.output(
       "GuardedSecurityGroupIds",

@@ -13,8 +13,10 @@ import {
   loadRcContext,
   stanzaNames,
 } from "./client-settings.js";
+import { runAudit } from "./commands/audit.js";
 import { runDecode } from "./commands/decode.js";
 import { renderChecks, runChecks } from "./commands/doctor.js";
+import { runGrants, runRevoke } from "./commands/grants.js";
 import { runJoseKeyGen, runKeyGen } from "./commands/keygen.js";
 import { knockWithOptions, parseAccessOption } from "./commands/knock.js";
 import { runProxy } from "./commands/proxy.js";
@@ -24,6 +26,7 @@ import { withoutBrackets } from "./server-address.js";
 
 const VERSION = "0.1.0";
 const out = (line: string) => process.stdout.write(`${line}\n`);
+const collect = (value: string, previous: string[]) => [...previous, value];
 const warn = (line: string) => process.stderr.write(`spaknock: ${line}\n`);
 
 function addKeyOptions(cmd: Command): Command {
@@ -234,6 +237,55 @@ export function buildProgram(): Command {
       stdout: process.stdout,
       stderr: process.stderr,
     });
+  });
+
+  const scopeOptions = (cmd: Command): Command =>
+    cmd
+      .option("--config <file>", "the stack's spaknock.cloud.json (default ./spaknock.cloud.json)")
+      .option("--region <region>", "a region to ask (repeatable; default: the SDK's)", collect, [])
+      .option("--all-regions", 'every region in the config\'s "regions"')
+      .option(
+        "--group <sg-id>",
+        "a guarded security group (repeatable; default: the config's)",
+        collect,
+        [],
+      );
+
+  scopeOptions(
+    program
+      .command("audit")
+      .description(
+        "pair CloudTrail's rule events into grants: who, from where, when, closed by what",
+      )
+      .option("--since <when>", "start: 24h, 7d, 90m or a date (default 24h)")
+      .option("--until <when>", "end: a date, or 1h for an hour ago (default now)")
+      .option("--user <name>", "only this engineer's grants")
+      .option("--late-after <seconds>", "a close this long after the expiry is flagged late", "180")
+      .option("--json", "one JSON object per grant, a line each")
+      .option("--csv", "CSV for spreadsheets"),
+  ).action(async (opts) => {
+    await runAudit(opts, out);
+  });
+
+  scopeOptions(
+    program
+      .command("grants")
+      .description("list the spaknock grants open now in the guarded groups (AWS)")
+      .option("--json", "print JSON"),
+  ).action(async (opts) => {
+    await runGrants(opts, out);
+  });
+
+  scopeOptions(
+    program
+      .command("revoke")
+      .description("close spaknock grants early (AWS): only spaknock-tagged rules")
+      .option("--rule <sgr-id>", "this rule")
+      .option("--user <name>", "every grant of this engineer")
+      .option("--source <ip>", "every grant for this address")
+      .option("--json", "print JSON"),
+  ).action(async (opts) => {
+    if ((await runRevoke(opts, out)) === 0) process.exitCode = EXIT.RUNTIME;
   });
 
   addStanzaOptions(

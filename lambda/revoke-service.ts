@@ -51,7 +51,7 @@ export function createRevokeService(
   async function revokeGroup(
     groupId: string,
     rules: readonly ManagedRule[],
-    reason: string,
+    reason: "schedule" | "sweep",
   ): Promise<string[]> {
     if (rules.length === 0) return [];
     // Under the opener role the revoke is recorded as the user whose rule it was.
@@ -62,7 +62,7 @@ export function createRevokeService(
     let firstError: unknown = null;
     for (const [user, userRules] of byUser) {
       try {
-        const ec2: EC2Client = await ec2For(user);
+        const ec2: EC2Client = await ec2For(user, reason === "sweep" ? "sweep" : "revoke");
         await revokeRules(
           ec2,
           groupId,

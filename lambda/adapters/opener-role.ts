@@ -12,10 +12,22 @@ export function sanitiseIdentity(name: string, maxLength = 64): string {
   return clean.length >= 2 ? clean : clean.padEnd(2, "_");
 }
 
-export function assumeRoleRequest(roleArn: string, username: string) {
+/**
+ * Why the role is assumed: a knock (`spaknock-<user>`), or a close by the revoke schedule
+ * (`spaknock-revoke-<user>`) or the sweeper (`spaknock-sweep-<user>`). The session name is in
+ * every CloudTrail record's principal, so `spaknock audit` can tell who closed a rule.
+ */
+export type SessionPurpose = "knock" | "revoke" | "sweep";
+
+export function assumeRoleRequest(
+  roleArn: string,
+  username: string,
+  purpose: SessionPurpose = "knock",
+) {
+  const prefix = purpose === "knock" ? "spaknock-" : `spaknock-${purpose}-`;
   return {
     RoleArn: roleArn,
-    RoleSessionName: sanitiseIdentity(`spaknock-${username}`),
+    RoleSessionName: sanitiseIdentity(`${prefix}${username}`),
     SourceIdentity: sanitiseIdentity(username),
     DurationSeconds: 900,
   };
@@ -25,10 +37,12 @@ export function ec2ClientFactory(
   base: EC2Client,
   sts: STSClient,
   openerRoleArn: string | undefined,
-): (username: string) => Promise<EC2Client> {
+): (username: string, purpose?: SessionPurpose) => Promise<EC2Client> {
   if (!openerRoleArn) return async () => base;
-  return async (username) => {
-    const out = await sts.send(new AssumeRoleCommand(assumeRoleRequest(openerRoleArn, username)));
+  return async (username, purpose = "knock") => {
+    const out = await sts.send(
+      new AssumeRoleCommand(assumeRoleRequest(openerRoleArn, username, purpose)),
+    );
     const c = out.Credentials;
     if (!c?.AccessKeyId || !c.SecretAccessKey)
       throw new Error("AssumeRole returned no credentials");

@@ -209,8 +209,10 @@ describe("function URL only", () => {
     urlOnly.template.hasResourceProperties("AWS::Lambda::Url", { AuthType: "NONE" });
     expect(Object.keys(urlOnly.template.findOutputs("*")).sort()).toEqual([
       "SpaKnockerAccessConfigSecretName",
+      "SpaKnockerAuditorPolicyArn",
       "SpaKnockerFunctionUrl",
       "SpaKnockerGuardedSecurityGroupIds",
+      "SpaKnockerOperatorPolicyArn",
     ]);
   });
 });

@@ -592,9 +592,11 @@ describe("outputs", () => {
     const outputs = s.template.findOutputs("*");
     expect(Object.keys(outputs).sort()).toEqual([
       "SpaKnockerAccessConfigSecretName",
+      "SpaKnockerAuditorPolicyArn",
       "SpaKnockerFunctionUrl",
       "SpaKnockerFwknoprcStanza",
       "SpaKnockerGuardedSecurityGroupIds",
+      "SpaKnockerOperatorPolicyArn",
       "SpaKnockerRelayAddress",
       "SpaKnockerRelayPort",
     ]);

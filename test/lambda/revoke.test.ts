@@ -273,7 +273,8 @@ describe("revoke and sweep with mocked clients", () => {
       expect(inputsOf(mocks.sts, AssumeRoleCommand)).toEqual([
         {
           RoleArn: ARNS.openerRole,
-          RoleSessionName: "spaknock-bob_smith_1",
+          // The session says why: CloudTrail's record of the revoke tells schedule from sweep.
+          RoleSessionName: "spaknock-revoke-bob_smith_1",
           SourceIdentity: "bob_smith_1",
           DurationSeconds: 900,
         },
@@ -370,6 +371,23 @@ describe("revoke and sweep with mocked clients", () => {
       const { svc } = service();
       await expect(svc.sweep()).resolves.toEqual({ revoked: [] });
       expect(mocks.ec2.commandCalls(RevokeSecurityGroupIngressCommand)).toHaveLength(0);
+    });
+
+    it("sweeps under the opener role in a session named for the sweep (spaknock audit reads it)", async () => {
+      groupsHold({ [SG_A]: [managedRule(SG_A, "sgr-0a1", NOW_SEC - 1, { user: "alice" })] });
+      mocks.sts.on(AssumeRoleCommand).resolves({
+        Credentials: {
+          AccessKeyId: "ASIAOPENEREXAMPLE",
+          SecretAccessKey: "opener-secret",
+          SessionToken: "opener-token",
+          Expiration: new Date(NOW_MS + 900_000),
+        },
+      });
+      const { svc } = service({ OPENER_ROLE_ARN: ARNS.openerRole });
+      await expect(svc.sweep()).resolves.toEqual({ revoked: ["sgr-0a1"] });
+      expect(inputsOf(mocks.sts, AssumeRoleCommand).map((i) => i.RoleSessionName)).toEqual([
+        "spaknock-sweep-alice",
+      ]);
     });
 
     it("still sweeps the other groups when one group fails, and logs FIREWALL_FAILED", async () => {
