@@ -413,6 +413,18 @@ describe("spaknock audit", () => {
     );
   });
 
+  it("says so when there are no credentials", async () => {
+    cloudTrail.reset();
+    cloudTrail
+      .on(LookupEventsCommand)
+      .rejects(
+        Object.assign(new Error("Could not load credentials from any providers"), {
+          name: "CredentialsProviderError",
+        }),
+      );
+    await expect(audit()).rejects.toThrow(/no AWS credentials: set AWS_PROFILE/);
+  });
+
   it("refuses a range that ends before it starts, and --json with --csv", async () => {
     await expect(audit({ since: "2026-11-25", until: "2026-11-24" })).rejects.toThrow(
       /--since must be before --until/,
