@@ -15,9 +15,67 @@ export interface RelayOptions {
   readonly perSourceLimit: number;
   readonly windowMs: number;
   readonly maxInFlight: number;
+  /** Sources whose windows are remembered at once (bounded memory under a spoofed flood). */
+  readonly maxTrackedSources: number;
 }
 
-export const RELAY_DEFAULTS = { perSourceLimit: 10, windowMs: 10_000, maxInFlight: 64 } as const;
+export const RELAY_DEFAULTS = {
+  perSourceLimit: 10,
+  windowMs: 10_000,
+  maxInFlight: 64,
+  maxTrackedSources: 100_000,
+} as const;
+
+/**
+ * Per-source windows in bounded memory that a spoofed flood cannot reset. The map is kept in
+ * window-start order (a restarted window moves to the end), so expired windows are at its front.
+ * When full, it drops expired windows first, then the oldest windows still under the limit; a
+ * source over its limit is never forgotten while its window lasts, so spoofing many addresses
+ * does not lift the limit of one that floods from its own. When every tracked source is over
+ * its limit, a new source passes untracked: the limit saves invocations, it is not a defence
+ * (the knock function checks every packet).
+ */
+export class SourceWindows {
+  private readonly windows = new Map<string, { start: number; count: number }>();
+
+  constructor(
+    private readonly limit: number,
+    private readonly windowMs: number,
+    private readonly maxTracked: number,
+  ) {}
+
+  get size(): number {
+    return this.windows.size;
+  }
+
+  /** Counts one datagram from `key`; returns its count in the current window. */
+  count(key: string, now: number): number {
+    const w = this.windows.get(key);
+    if (w && now - w.start < this.windowMs) return ++w.count;
+    if (w) this.windows.delete(key);
+    if (this.windows.size >= this.maxTracked) this.makeRoom(now);
+    if (this.windows.size < this.maxTracked) this.windows.set(key, { start: now, count: 1 });
+    return 1;
+  }
+
+  isOver(count: number): boolean {
+    return count > this.limit;
+  }
+
+  private makeRoom(now: number): void {
+    for (const [key, w] of this.windows) {
+      if (now - w.start < this.windowMs) break;
+      this.windows.delete(key);
+    }
+    // Free a batch at a time, so a flood of new sources does not rescan the map per datagram.
+    const target = Math.max(0, this.maxTracked - Math.ceil(this.maxTracked / 100));
+    if (this.windows.size <= target) return;
+    for (const [key, w] of this.windows) {
+      if (this.windows.size <= target) break;
+      if (w.count <= this.limit) this.windows.delete(key);
+    }
+  }
+}
 
 /**
  * What the per-source limit counts by: the IPv4 address, or the IPv6 /64. One IPv6 sender
@@ -48,7 +106,7 @@ export async function checkFunction(lambda: LambdaClient, functionName: string):
 }
 
 export class Relay {
-  private readonly windows = new Map<string, { start: number; count: number }>();
+  private readonly windows: SourceWindows;
   private inFlight = 0;
   readonly stats = { received: 0, forwarded: 0, dropped: 0, failed: 0 };
   /** Forwarded packets by source, logged as one line per second. */
@@ -70,7 +128,13 @@ export class Relay {
     private readonly options: RelayOptions,
     private readonly log: Log,
     private readonly nowMs: () => number = () => Date.now(),
-  ) {}
+  ) {
+    this.windows = new SourceWindows(
+      options.perSourceLimit,
+      options.windowMs,
+      options.maxTrackedSources,
+    );
+  }
 
   start(): Promise<void> {
     return this.capture.start((d) => this.onDatagram(d));
@@ -84,16 +148,8 @@ export class Relay {
 
   /** Counts the datagram against its source's window; the window, so the caller can log once. */
   private allowed(sourceIp: string): { allowed: boolean; count: number } {
-    const now = this.nowMs();
-    const key = rateLimitKey(sourceIp);
-    const w = this.windows.get(key);
-    if (!w || now - w.start >= this.options.windowMs) {
-      if (this.windows.size > 100_000) this.windows.clear(); // bounded memory under a spoofed flood
-      this.windows.set(key, { start: now, count: 1 });
-      return { allowed: true, count: 1 };
-    }
-    w.count++;
-    return { allowed: w.count <= this.options.perSourceLimit, count: w.count };
+    const count = this.windows.count(rateLimitKey(sourceIp), this.nowMs());
+    return { allowed: !this.windows.isOver(count), count };
   }
 
   onDatagram(d: Datagram): void {

@@ -23,7 +23,13 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { UdpSocketCapture } from "../../agent/capture/udp-socket.js";
 import { parseListen } from "../../agent/commands/relay.js";
 import type { Log } from "../../agent/log.js";
-import { checkFunction, RELAY_DEFAULTS, Relay, rateLimitKey } from "../../agent/relay.js";
+import {
+  checkFunction,
+  RELAY_DEFAULTS,
+  Relay,
+  rateLimitKey,
+  SourceWindows,
+} from "../../agent/relay.js";
 import { createKnockService } from "../../lambda/knock-service.js";
 import { fwknopClientSkipReason, parseFinalSpaData } from "../helpers/fwknop-client.js";
 import {
@@ -612,5 +618,46 @@ describe("spaknockd relay --listen", () => {
     ["a name", "localhost:62201"],
   ])("refuses %s", (_name, text) => {
     expect(parseListen(text)).toBeNull();
+  });
+});
+
+describe("SourceWindows: the relay's per-source limit in bounded memory", () => {
+  it("a spoofed flood of new sources does not reset the limit of a source over it (issue 16.3)", () => {
+    // Prepare: a limit of 3 per 10 s, room for 1,000 sources
+    const windows = new SourceWindows(3, 10_000, 1_000);
+    for (let i = 0; i < 5; i++) windows.count("198.18.0.2", 0);
+    expect(windows.isOver(windows.count("198.18.0.2", 1))).toBe(true);
+
+    // Act: 100,000 spoofed sources within the same window
+    for (let i = 0; i < 100_000; i++)
+      windows.count(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, 2);
+
+    // Assess: memory stayed bounded and the flooder is still over its limit
+    expect(windows.size).toBeLessThanOrEqual(1_000);
+    expect(windows.isOver(windows.count("198.18.0.2", 3))).toBe(true);
+  });
+
+  it("expired windows go first, and a source starts afresh once its window has passed", () => {
+    const windows = new SourceWindows(1, 10_000, 10);
+    for (let i = 0; i < 10; i++) windows.count(`old-${i}`, 0);
+    windows.count("limited", 5_000);
+    windows.count("limited", 5_000);
+    expect(windows.size).toBe(10);
+    // At 12 s the first ten windows have expired: they make room, "limited" stays.
+    windows.count("new", 12_000);
+    expect(windows.isOver(windows.count("limited", 12_000))).toBe(true);
+    expect(windows.count("limited", 15_001)).toBe(1);
+  });
+
+  it("when every tracked source is over its limit, a new one passes untracked", () => {
+    const windows = new SourceWindows(1, 10_000, 4);
+    for (const s of ["a", "b", "c", "d"]) {
+      windows.count(s, 0);
+      windows.count(s, 0);
+    }
+    expect(windows.count("e", 1)).toBe(1);
+    expect(windows.count("e", 1)).toBe(1);
+    expect(windows.size).toBe(4);
+    expect(windows.isOver(windows.count("a", 2))).toBe(true);
   });
 });
