@@ -69,6 +69,13 @@ export function firewallError(err: unknown, what: string): SpaError {
   return new SpaError("FIREWALL_FAILED", `${what}: ${errorName(err)}: ${message}`);
 }
 
+/** The rule a knock meant to refresh is gone (revoked meanwhile). */
+class RuleVanished extends Error {
+  constructor(readonly ruleId: string) {
+    super(`rule ${ruleId} vanished`);
+  }
+}
+
 /** One address as a security-group rule source: its family and its single-address CIDR. */
 export interface RuleSource {
   readonly family: 4 | 6;
@@ -165,7 +172,7 @@ export class SecurityGroupFirewall implements Firewall {
     try {
       for (const groupId of groups) {
         for (const port of grant.ports) {
-          const ref = await this.authorizeOrRefresh(ec2, groupId, port, grant);
+          const ref = await this.authorizeOrRefreshOnce(ec2, groupId, port, grant);
           if (!ref.foreign) held.push(ref.rule);
           if (ref.created) created.push(ref.rule);
           if (ref.previous) refreshed.push({ ...ref.rule, ...ref.previous });
@@ -177,6 +184,42 @@ export class SecurityGroupFirewall implements Firewall {
       throw err instanceof SpaError ? err : firewallError(err, "opening the grant");
     }
     return held.map((r) => ({ target: r.groupId, ruleId: r.ruleId }));
+  }
+
+  /**
+   * A revoke (its schedule, the sweeper) may remove the rule between this knock's Duplicate and
+   * its refresh (issue 16.4): the refresh then finds no rule, or EC2 answers NotFound. The door
+   * must open all the same, so the knock starts over once: now the authorize creates a new rule.
+   */
+  private async authorizeOrRefreshOnce(
+    ec2: EC2Client,
+    groupId: string,
+    port: ProtoPort,
+    grant: Grant,
+  ): Promise<{ rule: RuleRef; created: boolean; foreign?: boolean; previous?: Previous }> {
+    try {
+      return await this.authorizeOrRefresh(ec2, groupId, port, grant);
+    } catch (err) {
+      if (!(err instanceof RuleVanished)) throw err;
+      this.options.log(
+        "the rule expired or was revoked while this knock refreshed it; authorizing anew",
+        {
+          groupId,
+          ruleId: err.ruleId,
+        },
+      );
+      try {
+        return await this.authorizeOrRefresh(ec2, groupId, port, grant);
+      } catch (again) {
+        if (again instanceof RuleVanished) {
+          throw new SpaError(
+            "FIREWALL_FAILED",
+            `${groupId}: ${again.ruleId} revoked twice while refreshing`,
+          );
+        }
+        throw again;
+      }
+    }
   }
 
   private async authorizeOrRefresh(
@@ -214,12 +257,7 @@ export class SecurityGroupFirewall implements Firewall {
     }
     // Already open for this address and port: refresh its expiry instead.
     const existing = await this.findRule(ec2, groupId, source, port);
-    if (!existing?.SecurityGroupRuleId) {
-      throw new SpaError(
-        "FIREWALL_FAILED",
-        `${groupId}: duplicate rule for ${source.cidr} ${port.proto}/${port.port} not found`,
-      );
-    }
+    if (!existing?.SecurityGroupRuleId) throw new RuleVanished("(unknown)");
     const ruleId = existing.SecurityGroupRuleId;
     if (!existing.Tags?.some((t) => t.Key === TAG.managed)) {
       // Someone else's rule (an admin's permanent one) already lets this address in. Never tag,
@@ -229,6 +267,19 @@ export class SecurityGroupFirewall implements Firewall {
         ruleId,
       });
       return { rule: { groupId, ruleId }, created: false, foreign: true };
+    }
+    const expiresTag = existing.Tags?.find((t) => t.Key === TAG.expires)?.Value;
+    if (
+      expiresTag === undefined ||
+      !/^\d+$/.test(expiresTag) ||
+      Number(expiresTag) <= grant.openedAt
+    ) {
+      // Past its expiry, this rule may be in a revoke's hands right now (its schedule, the
+      // sweeper), and a refresh would race that revoke by id and could lose (issue 16.4). Replace
+      // it instead: revoke it here and authorize a new rule, whose id no pending revoke holds.
+      // Security groups track connections, so a session already made through it carries on.
+      await revokeRules(ec2, groupId, [ruleId]);
+      throw new RuleVanished(ruleId);
     }
     try {
       await ec2.send(
@@ -250,6 +301,7 @@ export class SecurityGroupFirewall implements Firewall {
       );
       await ec2.send(new CreateTagsCommand({ Resources: [ruleId], Tags: ruleTags(grant) }));
     } catch (err) {
+      if (/NotFound/.test(errorName(err))) throw new RuleVanished(ruleId);
       throw firewallError(err, `refreshing ${ruleId} in ${groupId}`);
     }
     return {

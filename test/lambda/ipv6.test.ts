@@ -337,7 +337,7 @@ describe("refresh and all-or-nothing for an IPv6 rule", () => {
     mocks.ec2
       .on(AuthorizeSecurityGroupIngressCommand)
       .rejects(ec2Error("InvalidPermission.Duplicate"));
-    describeFinds(tags(NOW_SEC - 5));
+    describeFinds(tags(NOW_SEC + 5));
     const { knock, log } = knockService();
 
     // Act
@@ -379,7 +379,7 @@ describe("refresh and all-or-nothing for an IPv6 rule", () => {
       .on(AuthorizeSecurityGroupIngressCommand)
       .rejects(ec2Error("InvalidPermission.Duplicate"));
     // The address is 2001:db8::9 this time: none of the listed rules is its /128.
-    describeFinds(tags(NOW_SEC - 5));
+    describeFinds(tags(NOW_SEC + 5));
     const { knock, log } = knockService();
     await knock.handle(relayEvent(fromSender(), "2001:db8::9"));
     expect(log.codes()).toEqual(["FIREWALL_FAILED"]);
@@ -421,7 +421,7 @@ describe("refresh and all-or-nothing for an IPv6 rule", () => {
     mocks.ec2
       .on(AuthorizeSecurityGroupIngressCommand, { GroupId: SG_B })
       .rejects(ec2Error("UnauthorizedOperation"));
-    describeFinds(tags(NOW_SEC - 5));
+    describeFinds(tags(NOW_SEC + 5));
     const { knock, log } = knockService();
     await knock.handle(relayEvent(fromSender(), SOURCE));
     expect(inputsOf(mocks.ec2, ModifySecurityGroupRulesCommand)).toEqual([
@@ -430,7 +430,7 @@ describe("refresh and all-or-nothing for an IPv6 rule", () => {
     ]);
     expect(inputsOf(mocks.ec2, CreateTagsCommand)).toEqual([
       { Resources: [RULE_A], Tags: tags() },
-      { Resources: [RULE_A], Tags: tags(NOW_SEC - 5) },
+      { Resources: [RULE_A], Tags: tags(NOW_SEC + 5) },
     ]);
     expect(mocks.scheduler.commandCalls(CreateScheduleCommand)).toHaveLength(0);
     expect(log.codes()).toContain("FIREWALL_FAILED");

@@ -291,7 +291,7 @@ describe("knock: a grant from a relay event", () => {
 
 describe("knock: a refresh of a rule that is already open", () => {
   /** DescribeSecurityGroupRules lists, for each group, noise and then the rule for SOURCE. */
-  function describeFinds(managed: boolean): void {
+  function describeFinds(managed: boolean, expiresAt = NOW_SEC + 5): void {
     mocks.ec2.on(DescribeSecurityGroupRulesCommand).callsFake((input) => {
       const groupId = (input as { Filters: { Values: string[] }[] }).Filters[0]?.Values[0] ?? "";
       const base = {
@@ -309,7 +309,7 @@ describe("knock: a refresh of a rule that is already open", () => {
           ...base,
           SecurityGroupRuleId: ruleOf(groupId),
           IsEgress: false,
-          Tags: managed ? tags("alice", NOW_SEC - 5) : [{ Key: "Name", Value: "office" }],
+          Tags: managed ? tags("alice", expiresAt) : [{ Key: "Name", Value: "office" }],
         },
       ];
       return { SecurityGroupRules: rules };
@@ -377,9 +377,88 @@ describe("knock: a refresh of a rule that is already open", () => {
     mocks.ec2.on(DescribeSecurityGroupRulesCommand).resolves({ SecurityGroupRules: [] });
     const { knock, log } = service();
     await knock.handle(relayEvent(spaData()));
-    expect(mocks.ec2.commandCalls(AuthorizeSecurityGroupIngressCommand)).toHaveLength(1);
+    // The rule may have been revoked in between (issue 16.4): the knock tries once more, then
+    // gives up rather than loop.
+    expect(mocks.ec2.commandCalls(AuthorizeSecurityGroupIngressCommand)).toHaveLength(2);
     expect(mocks.scheduler.commandCalls(CreateScheduleCommand)).toHaveLength(0);
     expect(log.codes()).toEqual(["FIREWALL_FAILED"]);
+  });
+
+  it("replaces a rule past its expiry instead of refreshing it, so a pending revoke cannot hit the new grant (issue 16.4)", async () => {
+    // Prepare: the rule for SOURCE expired 5 s ago; its schedule or the sweeper may revoke it by
+    // id at any moment.
+    for (const groupId of [SG_A, SG_B])
+      mocks.ec2
+        .on(AuthorizeSecurityGroupIngressCommand, { GroupId: groupId })
+        .rejectsOnce(ec2Error("InvalidPermission.Duplicate"))
+        .resolves({
+          Return: true,
+          SecurityGroupRules: [{ SecurityGroupRuleId: `${ruleOf(groupId)}9`, GroupId: groupId }],
+        });
+    describeFinds(true, NOW_SEC - 5);
+    mocks.ec2.on(RevokeSecurityGroupIngressCommand).resolves({ Return: true });
+    const { knock, log } = service();
+
+    // Act
+    await knock.handle(relayEvent(spaData()));
+
+    // Assess: the old ids revoked by the knock, no refresh, new rules granted and scheduled
+    expect(inputsOf(mocks.ec2, RevokeSecurityGroupIngressCommand)).toEqual([
+      { GroupId: SG_A, SecurityGroupRuleIds: [RULE_A] },
+      { GroupId: SG_B, SecurityGroupRuleIds: [RULE_B] },
+    ]);
+    expect(mocks.ec2.commandCalls(ModifySecurityGroupRulesCommand)).toHaveLength(0);
+    expect(log.entries.find((e) => e.message === "granted")?.extra.rules).toEqual([
+      { groupId: SG_A, ruleId: `${RULE_A}9` },
+      { groupId: SG_B, ruleId: `${RULE_B}9` },
+    ]);
+    expect(log.codes()).toEqual([]);
+  });
+
+  it("opens anew when a revoke removes the rule while the knock refreshes it (issue 16.4)", async () => {
+    // Prepare: the first authorize finds the old rule; the revoke (schedule or sweep) removes it
+    // before the knock's ModifySecurityGroupRules lands; the second authorize creates a new rule.
+    mocks.ec2
+      .on(AuthorizeSecurityGroupIngressCommand, { GroupId: SG_A })
+      .rejectsOnce(ec2Error("InvalidPermission.Duplicate"))
+      .resolves({
+        Return: true,
+        SecurityGroupRules: [{ SecurityGroupRuleId: "sgr-0a0a0a0a0a0a0a0a9", GroupId: SG_A }],
+      });
+    mocks.ec2.on(AuthorizeSecurityGroupIngressCommand, { GroupId: SG_B }).resolves({
+      Return: true,
+      SecurityGroupRules: [{ SecurityGroupRuleId: RULE_B, GroupId: SG_B }],
+    });
+    mocks.ec2.on(DescribeSecurityGroupRulesCommand).resolves({
+      SecurityGroupRules: [
+        {
+          SecurityGroupRuleId: RULE_A,
+          GroupId: SG_A,
+          IsEgress: false,
+          IpProtocol: "tcp",
+          FromPort: 22,
+          ToPort: 22,
+          CidrIpv4: `${SOURCE}/32`,
+          Tags: tags("alice", NOW_SEC + 5),
+        },
+      ],
+    });
+    mocks.ec2
+      .on(ModifySecurityGroupRulesCommand)
+      .rejects(ec2Error("InvalidSecurityGroupRuleId.NotFound"));
+    const { knock, log } = service();
+
+    // Act
+    await knock.handle(relayEvent(spaData()));
+
+    // Assess: granted on the new rule, and its close scheduled
+    expect(
+      mocks.ec2.commandCalls(AuthorizeSecurityGroupIngressCommand, { GroupId: SG_A }),
+    ).toHaveLength(2);
+    const granted = log.entries.find((e) => e.message === "granted");
+    expect(granted?.extra.rules).toContainEqual({ groupId: SG_A, ruleId: "sgr-0a0a0a0a0a0a0a0a9" });
+    expect(mocks.scheduler.commandCalls(CreateScheduleCommand)).toHaveLength(1);
+    expect(log.codes()).toEqual([]);
   });
 
   it("puts a refreshed rule's old expiry back when another group refuses (all or nothing)", async () => {
@@ -400,11 +479,11 @@ describe("knock: a refresh of a rule that is already open", () => {
     const retags = inputsOf(mocks.ec2, CreateTagsCommand).map(
       (i) => i.Tags?.find((t) => t.Key === "spaknock:expires")?.Value,
     );
-    expect(retags).toEqual([String(EXPIRES), String(NOW_SEC - 5)]);
+    expect(retags).toEqual([String(EXPIRES), String(NOW_SEC + 5)]);
     // The restore writes the whole old tag set: IAM allows re-tagging only with spaknock:managed.
     expect(inputsOf(mocks.ec2, CreateTagsCommand)[1]).toEqual({
       Resources: [RULE_A],
-      Tags: tags("alice", NOW_SEC - 5),
+      Tags: tags("alice", NOW_SEC + 5),
     });
     expect(mocks.scheduler.commandCalls(CreateScheduleCommand)).toHaveLength(0);
     expect(log.codes()).toContain("FIREWALL_FAILED");
