@@ -18,7 +18,7 @@ import {
 } from "../core/index.js";
 import type { Capture, Datagram } from "./capture/datagram.js";
 import { TimerExpiry } from "./expiry-timers.js";
-import type { ManagedFirewall, OpenRule } from "./firewall/managed-firewall.js";
+import type { GrantMatch, ManagedFirewall, OpenRule } from "./firewall/managed-firewall.js";
 import { anyAddressLike, type Log } from "./log.js";
 
 export interface DaemonParts {
@@ -200,10 +200,15 @@ export class Spaknockd {
     this.suppressed.clear();
   }
 
+  /** `--fw-revoke` sent to the running daemon: closed, logged and notified like an expiry. */
+  revoke(match: GrantMatch): Promise<OpenRule[]> {
+    return this.expiry.revoke(match);
+  }
+
   private async sweep(): Promise<void> {
     try {
       const removed = await this.parts.firewall.removeExpired(this.now());
-      for (const r of removed)
+      for (const r of this.expiry.closedElsewhere(removed))
         this.parts.log.info(`removed ${this.parts.firewall.label} ${ruleText(r)} (sweep)`);
     } catch (err) {
       this.parts.log.error(`expiry sweep failed: ${String(err)}`);

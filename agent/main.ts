@@ -3,11 +3,20 @@
  * `spaknockd`: the host daemon. Command line like fwknopd's. Exit codes: 0 ok, 1 runtime
  * failure, 2 usage, 3 configuration.
  */
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { EXIT, isSpaError } from "../core/index.js";
 import { type DaemonOptions, runDaemonCommand } from "./commands/daemon.js";
+import { parseRevokeTarget } from "./commands/fw-revoke.js";
 import { type RelayCliOptions, runRelay } from "./commands/relay.js";
 import { RELAY_DEFAULTS } from "./relay.js";
+
+function revokeTargetOption(text: string) {
+  try {
+    return parseRevokeTarget(text);
+  } catch (err) {
+    throw new InvalidArgumentError(err instanceof Error ? err.message : String(err));
+  }
+}
 
 function buildProgram(run: (opts: DaemonOptions) => Promise<number>): Command {
   const program = new Command("spaknockd").enablePositionalOptions();
@@ -29,6 +38,10 @@ function buildProgram(run: (opts: DaemonOptions) => Promise<number>): Command {
     )
     .option("-f, --foreground", "log to stderr instead of syslog")
     .option("-v, --verbose", "debug logging (every dropped datagram)")
+    .addHelpText(
+      "after",
+      "\nExample:\n  spaknockd relay --function spaknock-knock --listen '[::]:62201' -f\n",
+    )
     .action(async (opts: RelayCliOptions) => {
       process.exitCode = await runRelay(opts);
     });
@@ -51,8 +64,25 @@ function buildProgram(run: (opts: DaemonOptions) => Promise<number>): Command {
     .option("--firewall <backend>", "nftables, iptables or auto (overrides FIREWALL_BACKEND)")
     .option("--strict-permissions", "refuse key files readable by group or others (default: warn)")
     .option("--fw-list", "list what spaknock has open, with time left, and exit")
+    .option(
+      "--fw-revoke <addr[:proto/port]>",
+      "close spaknock's grant(s) for an address now ([IPV6]:proto/port with a port), and exit",
+      revokeTargetOption,
+    )
+    .option("--json", "with --fw-list or --fw-revoke: one JSON document on stdout")
     .option("--fw-flush", "remove every rule spaknock added, and exit")
     .option("-K, --kill", "stop the running spaknockd (SIGTERM to the pid in its pid file)")
+    .addHelpText(
+      "after",
+      [
+        "",
+        "Examples:",
+        "  spaknockd -f -v                    # foreground, logs on stderr (/etc/spaknock/*.conf)",
+        "  spaknockd -c /etc/fwknop/fwknopd.conf -a /etc/fwknop/access.conf   # fwknop's files",
+        "  spaknockd --fw-list                # what is open now, with time left",
+        "",
+      ].join("\n"),
+    )
     .action(async (opts: DaemonOptions) => {
       process.exitCode = await run(opts);
     });

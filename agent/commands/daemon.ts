@@ -1,6 +1,6 @@
 /**
  * `spaknockd` itself: load the configuration, pick the capture and the firewall, run the daemon
- * until SIGTERM (SIGHUP reloads), or answer `--fw-list`, `--fw-flush` and `-K`.
+ * until SIGTERM (SIGHUP reloads), or answer `--fw-list`, `--fw-revoke`, `--fw-flush` and `-K`.
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -11,15 +11,22 @@ import { EXIT, type Notifier } from "../../core/index.js";
 import { PcapCapture } from "../capture/pcap.js";
 import { UdpSocketCapture } from "../capture/udp-socket.js";
 import { type LoadedConfig, loadConfig } from "../config/load.js";
+import { ControlSocket, controlSocketPath } from "../control-socket.js";
 import { Spaknockd } from "../daemon.js";
 import { ExecFileRunner } from "../firewall/command-runner.js";
 import { IptablesFirewall } from "../firewall/iptables.js";
-import { DryRunFirewall, type ManagedFirewall } from "../firewall/managed-firewall.js";
+import {
+  DryRunFirewall,
+  type GrantMatch,
+  type ManagedFirewall,
+} from "../firewall/managed-firewall.js";
 import { NftablesFirewall } from "../firewall/nftables.js";
 import { type Log, stderrLog, syslogLog } from "../log.js";
 import { EmailNotifier } from "../notify/email.js";
 import { ExecHookNotifier } from "../notify/exec-hook.js";
 import { ReplayFile } from "../replay-file.js";
+import { runFwList } from "./fw-list.js";
+import { runFwRevoke } from "./fw-revoke.js";
 
 export interface DaemonOptions {
   config?: string;
@@ -30,6 +37,10 @@ export interface DaemonOptions {
   verbose?: boolean;
   fwList?: boolean;
   fwFlush?: boolean;
+  /** `--fw-revoke`, already parsed (parseRevokeTarget). */
+  fwRevoke?: GrantMatch;
+  /** With --fw-list or --fw-revoke: one JSON document on stdout. */
+  json?: boolean;
   kill?: boolean;
   strictPermissions?: boolean;
   udpServer?: boolean;
@@ -83,14 +94,25 @@ function pidFileOf(config: LoadedConfig): string {
   return config.settings.pidFile ?? `${config.settings.runDir}/spaknockd.pid`;
 }
 
-async function listRules(firewall: ManagedFirewall): Promise<void> {
-  const now = Math.floor(Date.now() / 1000);
-  const rules = await firewall.list();
-  process.stdout.write(`${firewall.label}: ${rules.length} open\n`);
-  for (const r of rules) {
-    const left = r.expiresAt === null ? "?" : `${Math.max(0, r.expiresAt - now)} s left`;
-    process.stdout.write(`  ${r.sourceIp} -> ${r.port.proto}/${r.port.port}  ${left}\n`);
-  }
+const nowSec = () => Math.floor(Date.now() / 1000);
+
+function logOf(opts: DaemonOptions, config: LoadedConfig): Log {
+  return opts.foreground
+    ? stderrLog(opts.verbose === true)
+    : syslogLog(
+        config.settings.syslogIdentity,
+        config.settings.syslogFacility,
+        opts.verbose === true,
+      );
+}
+
+/** Options that only make sense together, checked before any file is read. */
+function usageError(opts: DaemonOptions): string | null {
+  if (opts.fwRevoke !== undefined && (opts.fwList || opts.fwFlush || opts.kill))
+    return "--fw-revoke goes alone, without --fw-list, --fw-flush or -K";
+  if (opts.json && !opts.fwList && opts.fwRevoke === undefined)
+    return "--json goes with --fw-list or --fw-revoke";
+  return null;
 }
 
 async function runDaemon(opts: DaemonOptions, config: LoadedConfig, log: Log): Promise<number> {
@@ -142,6 +164,16 @@ async function runDaemon(opts: DaemonOptions, config: LoadedConfig, log: Log): P
     capture instanceof UdpSocketCapture
       ? `udp socket ${capture.describe()}`
       : `pcap on ${opts.interface ?? s.pcapInterface} (${s.pcapFilter})`;
+  // --fw-revoke reaches the daemon here (agent/control-socket.ts says why); not in test mode,
+  // where nothing is opened and the socket of a real daemon with the same run dir must stay.
+  const control = opts.test
+    ? null
+    : new ControlSocket(controlSocketPath(s.runDir), firewall, (m) => daemon.revoke(m), log);
+  await control?.start().catch((err) => {
+    log.warning(
+      `no control socket (--fw-revoke will change the firewall without telling this daemon): ${String(err)}`,
+    );
+  });
   log.info(
     `spaknockd started: ${config.stanzas.length} access stanza(s) from ${config.accessFile}, capture ${how}, ` +
       `firewall ${firewall.label}${replay ? `, replay cache ${s.digestFile} (${replay.size} entries)` : ""}`,
@@ -153,8 +185,8 @@ async function runDaemon(opts: DaemonOptions, config: LoadedConfig, log: Log): P
       if (stopping) return;
       stopping = true;
       log.info(`got ${signal}, exiting`);
-      daemon
-        .stop()
+      (control ? control.stop() : Promise.resolve())
+        .then(() => daemon.stop())
         .catch((err) => log.error(`error while stopping: ${String(err)}`))
         .finally(() => {
           rmSync(pidFile, { force: true });
@@ -199,7 +231,11 @@ async function runDaemon(opts: DaemonOptions, config: LoadedConfig, log: Log): P
 }
 
 export async function runDaemonCommand(opts: DaemonOptions): Promise<number> {
-  const log = opts.foreground ? stderrLog(opts.verbose === true) : null;
+  const misuse = usageError(opts);
+  if (misuse !== null) {
+    process.stderr.write(`spaknockd: ${misuse}\n`);
+    return EXIT.USAGE;
+  }
   let config: LoadedConfig;
   try {
     config = await loadConfig({
@@ -225,22 +261,23 @@ export async function runDaemonCommand(opts: DaemonOptions): Promise<number> {
       return EXIT.RUNTIME;
     }
   }
+  const firewallOf = () => chooseFirewall(config, opts.firewall, captureMode(opts, config));
+  if (opts.fwRevoke !== undefined) {
+    return runFwRevoke(opts.fwRevoke, {
+      controlSocket: controlSocketPath(config.settings.runDir),
+      firewall: firewallOf,
+      log: () => logOf(opts, config),
+      json: opts.json === true,
+      nowSec,
+    });
+  }
   if (opts.fwList || opts.fwFlush) {
-    const firewall = chooseFirewall(config, opts.firewall, captureMode(opts, config));
+    const firewall = firewallOf();
     if (opts.fwFlush) {
       await firewall.removeAll();
       process.stdout.write(`removed everything spaknock added (${firewall.label})\n`);
-    } else await listRules(firewall);
+    } else await runFwList(firewall, opts.json === true, nowSec);
     return EXIT.OK;
   }
-  return runDaemon(
-    opts,
-    config,
-    log ??
-      syslogLog(
-        config.settings.syslogIdentity,
-        config.settings.syslogFacility,
-        opts.verbose === true,
-      ),
-  );
+  return runDaemon(opts, config, logOf(opts, config));
 }

@@ -16,7 +16,13 @@ import {
   SpaError,
 } from "../../core/index.js";
 import { CommandFailed, type CommandRunner } from "./command-runner.js";
-import { hostRulesOf, type ManagedFirewall, type OpenRule } from "./managed-firewall.js";
+import {
+  type GrantMatch,
+  hostRulesOf,
+  type ManagedFirewall,
+  matchesGrant,
+  type OpenRule,
+} from "./managed-firewall.js";
 
 export interface IptablesOptions {
   readonly chain: string;
@@ -111,6 +117,7 @@ interface FamilyTools {
 }
 
 export class IptablesFirewall implements ManagedFirewall {
+  readonly backend = "iptables";
   readonly kernelExpires = false;
   get label(): string {
     return this.options.chain;
@@ -259,6 +266,15 @@ export class IptablesFirewall implements ManagedFirewall {
     );
     await this.removeRules(expired);
     return expired;
+  }
+
+  /** Only `_exp_` ACCEPT rules of spaknock's chain are grants: an admin's rule never matches. */
+  revoke(match: GrantMatch): Promise<IptablesRule[]> {
+    return this.serial(async () => {
+      const matching = (await this.listRules()).filter((r) => matchesGrant(r, match));
+      await this.removeRules(matching);
+      return matching;
+    });
   }
 
   async removeAllGrants(): Promise<void> {

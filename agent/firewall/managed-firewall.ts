@@ -9,7 +9,25 @@ export interface OpenRule {
   readonly expiresAt: number | null;
 }
 
+/** Which of spaknock's grants a revoke names: one address, and one port of it or all of them. */
+export interface GrantMatch {
+  /** Canonical text (core's canonicalIp), as `list` reports addresses. */
+  readonly sourceIp: string;
+  /** null: every port of the address. */
+  readonly port: ProtoPort | null;
+}
+
+export function matchesGrant(rule: OpenRule, match: GrantMatch): boolean {
+  if (rule.sourceIp !== match.sourceIp) return false;
+  return (
+    match.port === null ||
+    (rule.port.proto === match.port.proto && rule.port.port === match.port.port)
+  );
+}
+
 export interface ManagedFirewall extends Firewall {
+  /** Which backend this is, for `--json` output. */
+  readonly backend: "nftables" | "iptables" | "none";
   /** e.g. "inet spaknock" or "SPAKNOCK_INPUT", for log lines. */
   readonly label: string;
   /** True when the kernel removes expired grants by itself (nftables set timeouts). */
@@ -19,6 +37,11 @@ export interface ManagedFirewall extends Firewall {
   setup(): Promise<void>;
   /** Removes grants whose expiry has passed; returns what it removed. */
   removeExpired(nowSec: number): Promise<OpenRule[]>;
+  /**
+   * Removes spaknock's own grants that match (elements of its sets, `_exp_` rules of its chain;
+   * nothing else, so an admin's rule for the same address stays); returns what it removed.
+   */
+  revoke(match: GrantMatch): Promise<OpenRule[]>;
   removeAllGrants(): Promise<void>;
   removeAll(): Promise<void>;
   /** Releases helper processes (the interactive nft session). */
@@ -35,6 +58,7 @@ export function hostRulesOf(label: string, grant: Grant): OpenedRule[] {
 
 /** `fwknopd -t`: decide and log, change nothing. */
 export class DryRunFirewall implements ManagedFirewall {
+  readonly backend = "none";
   readonly label = "test-mode (no firewall change)";
   readonly kernelExpires = true;
   async setup(): Promise<void> {}
@@ -45,6 +69,9 @@ export class DryRunFirewall implements ManagedFirewall {
     return [];
   }
   async removeExpired(): Promise<OpenRule[]> {
+    return [];
+  }
+  async revoke(): Promise<OpenRule[]> {
     return [];
   }
   async removeAllGrants(): Promise<void> {}

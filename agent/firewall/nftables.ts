@@ -20,7 +20,13 @@ import {
   parseIpAddress,
 } from "../../core/index.js";
 import type { CommandRunner } from "./command-runner.js";
-import { hostRulesOf, type ManagedFirewall, type OpenRule } from "./managed-firewall.js";
+import {
+  type GrantMatch,
+  hostRulesOf,
+  type ManagedFirewall,
+  matchesGrant,
+  type OpenRule,
+} from "./managed-firewall.js";
 import { NftSession } from "./nft-session.js";
 
 export interface NftablesOptions {
@@ -143,7 +149,22 @@ export function nftGrantScript(table: string, grant: Grant): string {
   ]);
 }
 
-/** Removes a grant's elements if present (the add makes the delete safe when they are gone). */
+/**
+ * Removes listed grants' elements. Each is added first (a no-op when it is there), so the delete
+ * cannot fail the transaction on an element the kernel expired since it was listed.
+ */
+export function nftRevokeScript(table: string, rules: readonly OpenRule[]): string {
+  const lines = rules.flatMap((r) => {
+    const target = `inet ${table} ${allowSet(familyOf(r.sourceIp), r.port.proto)}`;
+    const element = `${r.sourceIp} . ${r.port.port}`;
+    return [
+      `add element ${target} { ${element} timeout 1s }`,
+      `delete element ${target} { ${element} }`,
+    ];
+  });
+  return `${lines.join("\n")}\n`;
+}
+
 interface NftJsonSet {
   set?: {
     name?: string;
@@ -173,6 +194,7 @@ export function parseNftTableJson(json: string, nowSec: number): OpenRule[] {
 }
 
 export class NftablesFirewall implements ManagedFirewall {
+  readonly backend = "nftables";
   readonly kernelExpires = true;
   readonly label: string;
   private readonly nft: string;
@@ -227,6 +249,12 @@ export class NftablesFirewall implements ManagedFirewall {
     } catch {
       return []; // no table: nothing open
     }
+  }
+
+  async revoke(match: GrantMatch): Promise<OpenRule[]> {
+    const matching = (await this.list()).filter((r) => matchesGrant(r, match));
+    if (matching.length > 0) await this.apply(nftRevokeScript(this.options.table, matching));
+    return matching;
   }
 
   /**

@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type FwknopdStanza, renderAccessConf } from "./fwknopd.js";
 import { type ExecResult, findExecutable, type TestNet, terminate } from "./netns.js";
+import { peerSkipReason } from "./peers.js";
 import { ProcessLog } from "./process-log.js";
 
 /** The built daemon and client; `npm run build` creates them. */
@@ -85,8 +86,10 @@ export interface Spaknockd {
   restart(): Promise<void>;
   /** The grants spaknock's table/chain holds right now. */
   listRules(): Promise<SpaknockdRule[]>;
-  /** `spaknockd --fw-list` with the daemon's config. */
-  fwList(): Promise<ExecResult>;
+  /** `spaknockd --fw-list [args]` (e.g. `--json`) with the daemon's config. */
+  fwList(args?: readonly string[]): Promise<ExecResult>;
+  /** `spaknockd --fw-revoke <target> [args]` with the daemon's config. */
+  fwRevoke(target: string, args?: readonly string[]): Promise<ExecResult>;
   /** `spaknockd --fw-flush` with the daemon's config. */
   fwFlush(): Promise<ExecResult>;
   /** VmRSS of the daemon process in kB, from /proc/<pid>/status. */
@@ -101,13 +104,21 @@ const STOP_GRACE_MS = 5_000;
 /** Why spaknockd e2e tests cannot run on this host (beyond netnsSkipReason), or undefined. */
 export function spaknockdSkipReason(backend?: FirewallBackend): string | undefined {
   if (!existsSync(SPAKNOCKD_MAIN) || !existsSync(SPAKNOCK_MAIN)) {
-    return "dist/agent/main.js or dist/cli/main.js is missing: run `npm run build` first";
+    return peerSkipReason({
+      reason: "dist/agent/main.js or dist/cli/main.js is missing: run `npm run build` first",
+    });
   }
   if (backend === "nftables" && findExecutable("nft") === undefined) {
-    return "`nft` is not installed (apt-get install nftables)";
+    return peerSkipReason({
+      reason: "`nft` is not installed (apt-get install nftables)",
+      aptPackage: "nftables",
+    });
   }
   if (backend === "iptables" && findExecutable("iptables-restore") === undefined) {
-    return "`iptables-restore` is not installed (apt-get install iptables)";
+    return peerSkipReason({
+      reason: "`iptables-restore` is not installed (apt-get install iptables)",
+      aptPackage: "iptables",
+    });
   }
   return undefined;
 }
@@ -118,7 +129,10 @@ export function pcapSkipReason(): string | undefined {
     createRequire(import.meta.url)("cap");
     return undefined;
   } catch (err) {
-    return `the optional 'cap' module does not load: ${err instanceof Error ? err.message.split("\n")[0] : String(err)}`;
+    return peerSkipReason({
+      reason: `the optional 'cap' module does not load (apt-get install libpcap-dev, then npm ci): ${err instanceof Error ? err.message.split("\n")[0] : String(err)}`,
+      aptPackage: "libpcap-dev",
+    });
   }
 }
 
@@ -301,8 +315,12 @@ class SpaknockdProcess implements Spaknockd {
     return rules;
   }
 
-  fwList(): Promise<ExecResult> {
-    return this.runOnce(["--fw-list"]);
+  fwList(args: readonly string[] = []): Promise<ExecResult> {
+    return this.runOnce(["--fw-list", ...args]);
+  }
+
+  fwRevoke(target: string, args: readonly string[] = []): Promise<ExecResult> {
+    return this.runOnce(["--fw-revoke", target, ...args]);
   }
 
   fwFlush(): Promise<ExecResult> {
