@@ -133,7 +133,18 @@ export function buildProgram(): Command {
     )
     .option("-K, --key-gen-file <file>", "with -k: write the new keys to this file (0600)")
     .option("--stanza-list", "list the stanzas of the rc file and exit")
-    .option("--json", "with --stanza-list: print JSON");
+    .option("--json", "with --stanza-list: print JSON")
+    .addHelpText(
+      "after",
+      [
+        "",
+        "Examples:",
+        "  spaknock -k                # new KEY_BASE64 / HMAC_KEY_BASE64 for access.conf",
+        "  spaknock -n prod           # knock with the stanza [prod] of ~/.fwknoprc",
+        "  spaknock -n prod -T -v     # print the packet's fields, send nothing",
+        "",
+      ].join("\n"),
+    );
   addKnockOptions(program).action(
     async (opts: ClientOptions & { keyGen?: boolean; keyGenFile?: string; json?: boolean }) => {
       if (opts.keyGen || opts.keyGenFile) {
@@ -158,7 +169,11 @@ export function buildProgram(): Command {
       .argument("<spa-data>", "the SPA data (the exact wire string)")
       .option("--server-key <file>", "JOSE profile: the server's private X25519 JWK")
       .option("--authorized-keys <file>", "JOSE profile: the JWK Set of users' public keys")
-      .option("--json", "print one JSON object"),
+      .option("--json", "print one JSON object")
+      .addHelpText(
+        "after",
+        '\nExample:\n  spaknock decode "$(cat packet.txt)" --key-base64-rijndael K --key-base64-hmac H --json\n',
+      ),
   ).action(async (spaData: string, opts) => {
     await runDecode(spaData, opts, out, warn);
   });
@@ -171,6 +186,10 @@ export function buildProgram(): Command {
     .option("--ed25519", "a user's signing key (its public half goes to AUTHORIZED_KEYS)")
     .option("--x25519", "a server's key (SERVER_KEY_FILE in fwknopd.conf)")
     .option("-o, --output <file>", "where to write the private key (never an existing file)")
+    .addHelpText(
+      "after",
+      "\nExample:\n  spaknock keygen --ed25519 -o ~/.spaknock/alice.jwk > alice.pub.jwk\n",
+    )
     .action(async (opts) => {
       await runJoseKeyGen(opts, out, warn);
     });
@@ -185,7 +204,8 @@ export function buildProgram(): Command {
         "[ssh-args...]",
         "arguments for ssh (default: the stanza's SPA_SERVER); put ssh's own options after --",
       )
-      .passThroughOptions(),
+      .passThroughOptions()
+      .addHelpText("after", "\nExample:\n  spaknock ssh -n prod -- -p 22 alice@198.18.0.1\n"),
   ).action(async (sshArgs: string[], opts: ClientOptions & { wait: string; port?: string }) => {
     // The stanza says where to knock and which port to wait for; runSsh sends the knock itself.
     const stanza = applyRc(opts, loadRcContext(opts).values);
@@ -214,7 +234,11 @@ export function buildProgram(): Command {
         "the host to connect to (also the SPA server unless the stanza names one)",
       )
       .argument("<port>", "the tcp port to connect to")
-      .option("--wait <seconds>", "how long to wait for the port after the knock", "10"),
+      .option("--wait <seconds>", "how long to wait for the port after the knock", "10")
+      .addHelpText(
+        "after",
+        "\nExample:\n  ssh -o 'ProxyCommand spaknock proxy %h %p -n prod' alice@198.18.0.1\n",
+      ),
   ).action(async (given: string, port: string, opts: ClientOptions & { wait: string }) => {
     // ssh's %h is a bare IPv6 literal; a user may well write it in brackets.
     const host = withoutBrackets(given);
@@ -262,7 +286,11 @@ export function buildProgram(): Command {
       .option("--user <name>", "only this engineer's grants")
       .option("--late-after <seconds>", "a close this long after the expiry is flagged late", "180")
       .option("--json", "one JSON object per grant, a line each")
-      .option("--csv", "CSV for spreadsheets"),
+      .option("--csv", "CSV for spreadsheets")
+      .addHelpText(
+        "after",
+        "\nExample:\n  spaknock audit --since 7d --user alice --config spaknock.cloud.json\n",
+      ),
   ).action(async (opts) => {
     await runAudit(opts, out);
   });
@@ -271,7 +299,8 @@ export function buildProgram(): Command {
     program
       .command("grants")
       .description("list the spaknock grants open now in the guarded groups (AWS)")
-      .option("--json", "print JSON"),
+      .option("--json", "print JSON")
+      .addHelpText("after", "\nExample:\n  spaknock grants --all-regions --json\n"),
   ).action(async (opts) => {
     await runGrants(opts, out);
   });
@@ -283,7 +312,8 @@ export function buildProgram(): Command {
       .option("--rule <sgr-id>", "this rule")
       .option("--user <name>", "every grant of this engineer")
       .option("--source <ip>", "every grant for this address")
-      .option("--json", "print JSON"),
+      .option("--json", "print JSON")
+      .addHelpText("after", "\nExample:\n  spaknock revoke --user alice\n"),
   ).action(async (opts) => {
     if ((await runRevoke(opts, out)) === 0) process.exitCode = EXIT.RUNTIME;
   });
@@ -292,7 +322,8 @@ export function buildProgram(): Command {
     program
       .command("doctor")
       .description("check a stanza: keys, server, clock; say what is wrong in words")
-      .option("--json", "print JSON"),
+      .option("--json", "print JSON")
+      .addHelpText("after", "\nExample:\n  spaknock doctor -n prod\n"),
   ).action(async (opts: ClientOptions & { json?: boolean }) => {
     const checks = await runChecks(opts);
     if (opts.json) out(JSON.stringify({ ok: checks.every((c) => c.ok), checks }));

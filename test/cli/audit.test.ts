@@ -415,13 +415,11 @@ describe("spaknock audit", () => {
 
   it("says so when there are no credentials", async () => {
     cloudTrail.reset();
-    cloudTrail
-      .on(LookupEventsCommand)
-      .rejects(
-        Object.assign(new Error("Could not load credentials from any providers"), {
-          name: "CredentialsProviderError",
-        }),
-      );
+    cloudTrail.on(LookupEventsCommand).rejects(
+      Object.assign(new Error("Could not load credentials from any providers"), {
+        name: "CredentialsProviderError",
+      }),
+    );
     await expect(audit()).rejects.toThrow(/no AWS credentials: set AWS_PROFILE/);
   });
 

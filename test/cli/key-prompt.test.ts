@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { openSpaPacket } from "../../core/index.js";
+import { peerSkipReason } from "../helpers/peers.js";
 
 const CLI = new URL("../../dist/cli/main.js", import.meta.url).pathname;
 const hasScript = existsSync("/usr/bin/script");
@@ -32,7 +33,13 @@ function runOnPty(args: string[], answers: string[]): Promise<string> {
   });
 }
 
-describe.skipIf(!hasScript)("key prompt on a terminal", () => {
+describe.skipIf(
+  peerSkipReason(
+    hasScript
+      ? undefined
+      : { reason: "`script` is not installed (apt-get install bsdutils)", aptPackage: "bsdutils" },
+  ) !== undefined,
+)("key prompt on a terminal", () => {
   it("asks for both keys without echoing them, and the keys reach the packet", async () => {
     // Prepare
     const key = "typed-rijndael-key";

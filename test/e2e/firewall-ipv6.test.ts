@@ -27,6 +27,7 @@ import {
   type TestNet,
   tcpConnect,
 } from "../helpers/netns.js";
+import { peerSkipReason } from "../helpers/peers.js";
 import {
   type FirewallBackend,
   parseIptablesGrants,
@@ -51,7 +52,14 @@ function backendSkipReason(backend: FirewallBackend): string | undefined {
   const tools =
     backend === "nftables" ? ["nft"] : ["iptables-restore", "ip6tables", "ip6tables-restore"];
   const missing = tools.find((t) => findExecutable(t) === undefined);
-  return missing === undefined ? undefined : `\`${missing}\` is not installed`;
+  return peerSkipReason(
+    missing === undefined
+      ? undefined
+      : {
+          reason: `\`${missing}\` is not installed`,
+          aptPackage: backend === "nftables" ? "nftables" : "iptables",
+        },
+  );
 }
 
 /** An executable that runs `tool` in `ns` with its arguments and stdin. */

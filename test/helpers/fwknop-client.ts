@@ -11,6 +11,7 @@ import { isIP } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type ExecResult, findExecutable, type TestNet } from "./netns.js";
+import { peerSkipReason } from "./peers.js";
 
 export interface FwknopRc {
   /** Stanza name selected with `-n`; default "spaknock-test". */
@@ -36,7 +37,10 @@ const RESOLVE_OPTIONS = ["-R", "--resolve-ip-https", "--resolve-http-only", "--r
 /** Why fwknop client tests cannot run on this host, or undefined when they can. */
 export function fwknopClientSkipReason(): string | undefined {
   return findExecutable("fwknop") === undefined
-    ? "the fwknop client is not installed (apt-get install fwknop-client)"
+    ? peerSkipReason({
+        reason: "the fwknop client is not installed (apt-get install fwknop-client)",
+        aptPackage: "fwknop-client",
+      })
     : undefined;
 }
 

@@ -9,6 +9,7 @@ import type { ChildProcess } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { findExecutable, type TestNet, terminate } from "./netns.js";
+import { peerSkipReason } from "./peers.js";
 import { ProcessLog } from "./process-log.js";
 
 export interface FwknopdStanza {
@@ -77,7 +78,10 @@ const STOP_GRACE_MS = 5_000;
 /** Why fwknopd tests cannot run on this host, or undefined when they can. */
 export function fwknopdSkipReason(): string | undefined {
   return findExecutable("fwknopd") === undefined
-    ? "fwknopd is not installed (apt-get install fwknop-server)"
+    ? peerSkipReason({
+        reason: "fwknopd is not installed (apt-get install fwknop-server)",
+        aptPackage: "fwknop-server",
+      })
     : undefined;
 }
 

@@ -6,6 +6,7 @@ import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { ExecResult, TestNet } from "./netns.js";
+import { peerSkipReason } from "./peers.js";
 
 /** Absolute path of the built CLI; `npm run build` creates it. */
 export const SPAKNOCK_CLI = fileURLToPath(new URL("../../dist/cli/main.js", import.meta.url));
@@ -47,7 +48,7 @@ export interface InteropKeys {
 export function spaknockCliMissingReason(): string | undefined {
   return existsSync(SPAKNOCK_CLI)
     ? undefined
-    : `${SPAKNOCK_CLI} does not exist: run \`npm run build\` first`;
+    : peerSkipReason({ reason: `${SPAKNOCK_CLI} does not exist: run \`npm run build\` first` });
 }
 
 /** A text key of `length` random characters that fwknop's rc file keeps as they are. */

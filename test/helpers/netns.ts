@@ -15,6 +15,7 @@ import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { threadId } from "node:worker_threads";
+import { type MissingPeer, peerSkipReason } from "./peers.js";
 
 export interface NetnsEndpoint {
   /** Namespace name, for `ip netns exec`. */
@@ -127,23 +128,32 @@ export function findExecutable(name: string): string | undefined {
 
 /** Why IPv6 tests cannot run in a test net, or undefined when they can (netnsSkipReason first). */
 export function ipv6SkipReason(): string | undefined {
-  if (!existsSync("/proc/sys/net/ipv6")) return "the kernel has no IPv6";
-  if (findExecutable("ip6tables") === undefined) return "`ip6tables` is not installed";
+  if (!existsSync("/proc/sys/net/ipv6"))
+    return peerSkipReason({ reason: "the kernel has no IPv6" });
+  if (findExecutable("ip6tables") === undefined)
+    return peerSkipReason({ reason: "`ip6tables` is not installed", aptPackage: "iptables" });
   return undefined;
 }
 
 /** Why network-namespace tests cannot run on this host, or undefined when they can. */
 export function netnsSkipReason(): string | undefined {
-  if (process.platform !== "linux") return "network namespaces need Linux";
-  if (process.getuid?.() !== 0) return "network namespaces need root (run the tests as root)";
-  if (findExecutable("ip") === undefined) return "iproute2 `ip` is not installed";
-  if (findExecutable("iptables") === undefined) return "`iptables` is not installed";
+  return peerSkipReason(netnsMissing());
+}
+
+function netnsMissing(): MissingPeer | undefined {
+  if (process.platform !== "linux") return { reason: "network namespaces need Linux" };
+  if (process.getuid?.() !== 0)
+    return { reason: "network namespaces need root (run the tests as root)" };
+  if (findExecutable("ip") === undefined)
+    return { reason: "iproute2 `ip` is not installed", aptPackage: "iproute2" };
+  if (findExecutable("iptables") === undefined)
+    return { reason: "`iptables` is not installed", aptPackage: "iptables" };
   return undefined;
 }
 
 export async function createTestNet(): Promise<TestNet> {
-  const reason = netnsSkipReason();
-  if (reason !== undefined) throw new Error(`cannot create a test net: ${reason}`);
+  const missing = netnsMissing();
+  if (missing !== undefined) throw new Error(`cannot create a test net: ${missing.reason}`);
   installSafetyNets();
 
   const n = netCounter++;

@@ -26,6 +26,7 @@ import {
   type TestNet,
   tcpConnect,
 } from "../helpers/netns.js";
+import { peerSkipReason } from "../helpers/peers.js";
 
 const skipReason = netnsSkipReason() ?? fwknopdSkipReason();
 
@@ -52,7 +53,9 @@ function findSshTools(): SshTools | { readonly missing: string } {
 }
 
 const sshTools = findSshTools();
-const sshSkipReason = "missing" in sshTools ? sshTools.missing : undefined;
+const sshSkipReason = peerSkipReason(
+  "missing" in sshTools ? { reason: sshTools.missing, aptPackage: "openssh-server" } : undefined,
+);
 const PROXY_JS = fileURLToPath(new URL("../../dist/cli/commands/proxy.js", import.meta.url));
 const TRANSPORT_JS = fileURLToPath(new URL("../../dist/cli/transport.js", import.meta.url));
 const SPA_PORT = 62201;
