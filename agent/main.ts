@@ -7,8 +7,8 @@ import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { EXIT, isSpaError } from "../core/index.js";
 import { type DaemonOptions, runDaemonCommand } from "./commands/daemon.js";
 import { parseRevokeTarget } from "./commands/fw-revoke.js";
-import { type RelayCliOptions, runRelay } from "./commands/relay.js";
-import { RELAY_DEFAULTS } from "./relay.js";
+import type { RelayCliOptions } from "./commands/relay.js";
+import { RELAY_DEFAULTS } from "./relay-defaults.js";
 
 function revokeTargetOption(text: string) {
   try {
@@ -43,6 +43,8 @@ function buildProgram(run: (opts: DaemonOptions) => Promise<number>): Command {
       "\nExample:\n  spaknockd relay --function spaknock-knock --listen '[::]:62201' -f\n",
     )
     .action(async (opts: RelayCliOptions) => {
+      // Loaded here, not at start: the AWS SDK costs the daemon mode ~10 MiB it never uses.
+      const { runRelay } = await import("./commands/relay.js");
       process.exitCode = await runRelay(opts);
     });
   return program

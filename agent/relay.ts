@@ -19,12 +19,7 @@ export interface RelayOptions {
   readonly maxTrackedSources: number;
 }
 
-export const RELAY_DEFAULTS = {
-  perSourceLimit: 10,
-  windowMs: 10_000,
-  maxInFlight: 64,
-  maxTrackedSources: 100_000,
-} as const;
+export { RELAY_DEFAULTS } from "./relay-defaults.js";
 
 /**
  * Per-source windows in bounded memory that a spoofed flood cannot reset. The map is kept in

@@ -1,5 +1,5 @@
 /** Email on open and close (EMAIL_ADDRESSES), over SMTP with nodemailer. */
-import { createTransport, type Transporter } from "nodemailer";
+import type { Transporter } from "nodemailer";
 import type { Grant, Notifier } from "../../core/index.js";
 import { describeGrant } from "./describe-grant.js";
 
@@ -13,23 +13,30 @@ export interface EmailOptions {
 }
 
 export class EmailNotifier implements Notifier {
-  private readonly transport: Transporter;
+  private transportPromise: Promise<Transporter> | null = null;
 
-  constructor(private readonly options: EmailOptions) {
-    this.transport = createTransport({
-      host: options.host,
-      port: options.port,
-      secure: options.secure,
-      // Without TLS configured, do not try STARTTLS against a local relay that may not offer it.
-      ignoreTLS: !options.secure,
-      connectionTimeout: 5_000,
-      greetingTimeout: 5_000,
-      socketTimeout: 10_000,
-    });
+  constructor(private readonly options: EmailOptions) {}
+
+  // nodemailer is loaded on the first mail, not at start: a daemon that never mails never pays
+  // for it (about 5 MiB of its resident memory).
+  private transport(): Promise<Transporter> {
+    this.transportPromise ??= import("nodemailer").then(({ createTransport }) =>
+      createTransport({
+        host: this.options.host,
+        port: this.options.port,
+        secure: this.options.secure,
+        // Without TLS configured, do not try STARTTLS against a local relay that may not offer it.
+        ignoreTLS: !this.options.secure,
+        connectionTimeout: 5_000,
+        greetingTimeout: 5_000,
+        socketTimeout: 10_000,
+      }),
+    );
+    return this.transportPromise;
   }
 
   private async send(subject: string, grant: Grant): Promise<void> {
-    await this.transport.sendMail({
+    await (await this.transport()).sendMail({
       from: this.options.from,
       to: [...this.options.to],
       subject: `[spaknockd ${this.options.hostname}] ${subject}`,
