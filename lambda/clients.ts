@@ -1,12 +1,17 @@
-/** AWS clients, built once per container (module scope of each handler). */
+/**
+ * AWS clients, built once per container (module scope of each handler). Each function builds only
+ * the clients it calls: the SDK clients are most of a bundle's size and of its cold start, and
+ * esbuild keeps whatever a module imports (the knock function builds all six in knock.ts, revoke
+ * and sweep three in close-clients.ts). Only types are imported here.
+ */
 
 import { Logger } from "@aws-lambda-powertools/logger";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { EC2Client } from "@aws-sdk/client-ec2";
-import { SchedulerClient } from "@aws-sdk/client-scheduler";
-import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { SNSClient } from "@aws-sdk/client-sns";
-import { STSClient } from "@aws-sdk/client-sts";
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type { EC2Client } from "@aws-sdk/client-ec2";
+import type { SchedulerClient } from "@aws-sdk/client-scheduler";
+import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import type { SNSClient } from "@aws-sdk/client-sns";
+import type { STSClient } from "@aws-sdk/client-sts";
 import type { SpaErrorCode } from "../core/index.js";
 
 export interface AwsClients {
@@ -27,16 +32,8 @@ export interface StructuredLog {
   error(message: string, extra?: LogFields): void;
 }
 
-export function createAwsClients(): AwsClients {
-  return {
-    dynamodb: new DynamoDBClient({}),
-    ec2: new EC2Client({}),
-    scheduler: new SchedulerClient({}),
-    secrets: new SecretsManagerClient({}),
-    sns: new SNSClient({}),
-    sts: new STSClient({}),
-  };
-}
+/** What revoke and sweep call: EC2, STS (the closer role), SNS (close notices). */
+export type CloseClients = Pick<AwsClients, "ec2" | "sts" | "sns">;
 
 export function createLogger(serviceName: string): StructuredLog {
   const logger = new Logger({ serviceName });

@@ -15,7 +15,7 @@ import {
   revokeRules,
 } from "./adapters/security-group-firewall.js";
 import { SnsNotifier } from "./adapters/sns-notifier.js";
-import type { AwsClients, StructuredLog } from "./clients.js";
+import type { CloseClients, StructuredLog } from "./clients.js";
 import type { RevokeEnvironment } from "./environment.js";
 
 const revokeEvent = z.object({
@@ -37,7 +37,7 @@ export interface RevokeService {
 
 export function createRevokeService(
   env: RevokeEnvironment,
-  clients: Pick<AwsClients, "ec2" | "sts" | "sns">,
+  clients: CloseClients,
   log: StructuredLog,
   nowMs: () => number = () => Date.now(),
 ): RevokeService {

@@ -1,9 +1,10 @@
 /** Lambda entry: revoke the rules of one grant, invoked by its one-time schedule. */
-import { createAwsClients, createLogger } from "./clients.js";
+import { createLogger } from "./clients.js";
+import { createCloseClients } from "./close-clients.js";
 import { readEnvironment, revokeEnvironment } from "./environment.js";
 import { createRevokeService, type RevokeService } from "./revoke-service.js";
 
-const clients = createAwsClients();
+const clients = createCloseClients();
 const log = createLogger("spaknock-revoke");
 let service: RevokeService | undefined;
 

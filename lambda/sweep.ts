@@ -1,9 +1,10 @@
 /** Lambda entry: every minute, revoke every spaknock rule past its expiry (the backstop). */
-import { createAwsClients, createLogger } from "./clients.js";
+import { createLogger } from "./clients.js";
+import { createCloseClients } from "./close-clients.js";
 import { readEnvironment, revokeEnvironment } from "./environment.js";
 import { createRevokeService, type RevokeService } from "./revoke-service.js";
 
-const clients = createAwsClients();
+const clients = createCloseClients();
 const log = createLogger("spaknock-sweep");
 let service: RevokeService | undefined;
 

@@ -333,3 +333,26 @@ async function freeUdpPort(): Promise<number> {
   await new Promise<void>((resolve) => socket.close(resolve));
   return port;
 }
+
+describe("each bundle holds only the AWS clients its function calls (issue 15)", () => {
+  // keepNames keeps the SDK's class names in the minified bundles.
+  const CLIENTS = [
+    "DynamoDBClient",
+    "EC2Client",
+    "SchedulerClient",
+    "SecretsManagerClient",
+    "SNSClient",
+    "STSClient",
+  ];
+  const clientsIn = (prefix: string) => {
+    const code = readFileSync(deployedFunction(prefix).bundle, "utf8");
+    return CLIENTS.filter((c) => new RegExp(`class ${c}\\b|["']${c}["']`).test(code));
+  };
+
+  it("knock: all six; revoke and sweep: EC2, STS and SNS, no DynamoDB, Scheduler or Secrets Manager", () => {
+    expect(clientsIn("SpaKnockerKnock")).toEqual(CLIENTS);
+    for (const prefix of ["SpaKnockerRevoke", "SpaKnockerSweep"]) {
+      expect(clientsIn(prefix), prefix).toEqual(["EC2Client", "SNSClient", "STSClient"]);
+    }
+  });
+});
