@@ -94,7 +94,7 @@ export function decideAccess(
     throw new SpaError("SPA_NAT_DISABLED", `message type ${message.messageType}`);
   }
   const request: AccessRequest = parseAccessMessage(message.message);
-  return decideRequest(
+  return decidePolicy(
     stanza,
     {
       ...request,
@@ -122,6 +122,15 @@ export function decideRequest(
   ctx: AccessContext,
 ): AccessDecision {
   checkAge(request.timestamp, ctx);
+  return decidePolicy(stanza, request, ctx);
+}
+
+/** decideRequest once the age has been checked (decideAccess checks it first, as fwknopd does). */
+function decidePolicy(
+  stanza: AccessStanza,
+  request: PacketRequest,
+  ctx: AccessContext,
+): AccessDecision {
   let allowIp = request.allowIp;
   if (isUnspecifiedIp(allowIp)) {
     if (stanza.requireSourceAddress) throw new SpaError("SPA_SOURCE_REQUIRED");

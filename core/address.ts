@@ -158,14 +158,13 @@ export function parseNetwork(raw: string): IpNetwork {
   const [ipText = "", suffix] = parts;
   const ip = parseIpAddress(ipText);
   if (ip === null) throw new SpaError("CONFIG_INVALID", `"${ipText}" is not an IP address`);
-  if (ip.family === 4 && ipText.includes(":")) {
-    // `::ffff:a.b.c.d/nn` would need its prefix counted in IPv6 bits: write the IPv4 network.
-    if (suffix !== undefined)
-      throw new SpaError("CONFIG_INVALID", `"${text}": write the IPv4 network ${ip.text}/…`);
+  // `::ffff:a.b.c.d/nn` would need its prefix counted in IPv6 bits: write the IPv4 network.
+  if (ip.family === 4 && ipText.includes(":") && suffix !== undefined) {
+    throw new SpaError("CONFIG_INVALID", `"${text}": write the IPv4 network ${ip.text}/…`);
   }
-  let bits = familyBits(ip.family);
+  const max = familyBits(ip.family);
+  let bits = max;
   if (suffix !== undefined) {
-    const max = familyBits(ip.family);
     if (/^(0|[1-9][0-9]{0,2})$/.test(suffix) && Number(suffix) <= max) {
       bits = Number(suffix);
     } else if (ip.family === 4 && isValidIpv4(suffix)) {
@@ -194,9 +193,12 @@ export function networkContains(n: IpNetwork, ip: IpAddress): boolean {
   return n.family === ip.family && (ip.value & prefixMask(n.family, n.bits)) === n.base;
 }
 
-export function networkListMatches(list: NetworkList, ipText: string): boolean {
+/** Whether an address (parsed once per packet, not once per stanza) is in a list; null: none. */
+export function networkListHolds(list: NetworkList, ip: IpAddress | null): boolean {
   if (list === null) return true;
-  const ip = parseIpAddress(ipText);
-  if (ip === null) return false;
-  return list.some((n) => networkContains(n, ip));
+  return ip !== null && list.some((n) => networkContains(n, ip));
+}
+
+export function networkListMatches(list: NetworkList, ipText: string): boolean {
+  return networkListHolds(list, list === null ? null : parseIpAddress(ipText));
 }

@@ -95,16 +95,15 @@ export async function thumbprintOf(curve: JoseCurve, x: string): Promise<string>
   return calculateJwkThumbprint({ kty: "OKP", crv: curve, x }, "sha256");
 }
 
+/** The key's thumbprint; a `kid` the JWK gives must be it. */
 async function checkedKid(
   jwk: Record<string, unknown>,
   curve: JoseCurve,
   x: string,
   origin: string,
-  required: boolean,
 ): Promise<string> {
   const kid = await thumbprintOf(curve, x);
-  if (jwk.kid === undefined && !required) return kid;
-  if (jwk.kid !== kid) {
+  if (jwk.kid !== undefined && jwk.kid !== kid) {
     throw keyError(origin, `kid is not the key's thumbprint (expected ${kid})`);
   }
   return kid;
@@ -132,7 +131,7 @@ export async function importPrivateJwk(
   if (typeof jwk.d !== "string" || !B64URL_32.test(jwk.d)) {
     throw keyError(origin, "d is not a 32-byte base64url value");
   }
-  const kid = await checkedKid(jwk, curve, x, origin, false);
+  const kid = await checkedKid(jwk, curve, x, origin);
   const privateKey = nodeKey(origin, () =>
     createPrivateKey({ key: { kty: "OKP", crv: curve, x, d: jwk.d as string }, format: "jwk" }),
   );
@@ -154,7 +153,7 @@ export async function importPublicJwk(
   }
   checkMembers(jwk, new Set(["kty", "crv", "x", "kid", "alg", "use"]), origin);
   const x = checkOkp(jwk, curve, origin);
-  const kid = await checkedKid(jwk, curve, x, origin, false);
+  const kid = await checkedKid(jwk, curve, x, origin);
   const publicKey = nodeKey(origin, () =>
     createPublicKey({ key: { kty: "OKP", crv: curve, x }, format: "jwk" }),
   );
@@ -191,7 +190,7 @@ export async function importAuthorizedKeys(
     if (jwk.alg !== undefined && jwk.alg !== "EdDSA") throw keyError(where, "alg is not EdDSA");
     if (jwk.use !== undefined && jwk.use !== "sig") throw keyError(where, 'use is not "sig"');
     if (typeof jwk.kid !== "string") throw keyError(where, "has no kid (its thumbprint)");
-    const kid = await checkedKid(jwk, "Ed25519", x, where, true);
+    const kid = await checkedKid(jwk, "Ed25519", x, where);
     if (typeof jwk.name !== "string")
       throw keyError(where, "has no name (the username it signs as)");
     const name = jwk.name;

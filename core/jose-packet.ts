@@ -18,7 +18,7 @@ import {
 } from "jose";
 import { type ProtoPort, parseProtoPort, validateUsername } from "./access-message.js";
 import { parseIpAddress } from "./address.js";
-import { SpaError, type SpaErrorCode } from "./errors.js";
+import { SpaError } from "./errors.js";
 import type {
   AuthorizedKey,
   AuthorizedKeySet,
@@ -51,10 +51,6 @@ export interface JoseRequest {
   readonly clientTimeout: number;
   /** 22 characters of base64url: 16 random bytes. */
   readonly jti: string;
-}
-
-function joseError(code: SpaErrorCode, detail: string): SpaError {
-  return new SpaError(code, detail);
 }
 
 function sameMembers(obj: object, expected: readonly string[]): boolean {
@@ -122,7 +118,7 @@ function protectedHeader(token: string, what: string): Record<string, unknown> {
   try {
     return decodeProtectedHeader(token) as Record<string, unknown>;
   } catch {
-    throw joseError("JOSE_HEADER", `${what} protected header is not base64url JSON`);
+    throw new SpaError("JOSE_HEADER", `${what} protected header is not base64url JSON`);
   }
 }
 
@@ -142,7 +138,7 @@ export async function openJoseEnvelope(
     header.cty !== "JWT" ||
     header.typ !== JWE_TYP
   ) {
-    throw joseError(
+    throw new SpaError(
       "JOSE_HEADER",
       "JWE header is not exactly alg ECDH-ES, enc A256GCM, epk, kid, cty JWT, typ spa+jwe",
     );
@@ -155,10 +151,10 @@ export async function openJoseEnvelope(
     (epk as Record<string, unknown>).kty !== "OKP" ||
     (epk as Record<string, unknown>).crv !== "X25519"
   ) {
-    throw joseError("JOSE_HEADER", "epk is not an X25519 public key");
+    throw new SpaError("JOSE_HEADER", "epk is not an X25519 public key");
   }
   if (header.kid !== serverKey.kid) {
-    throw joseError(
+    throw new SpaError(
       "JOSE_WRONG_SERVER",
       `JWE kid ${String(header.kid).slice(0, 43)} is not our server key`,
     );
@@ -170,11 +166,11 @@ export async function openJoseEnvelope(
       contentEncryptionAlgorithms: ["A256GCM"],
     }));
   } catch {
-    throw joseError("JOSE_DECRYPT", "the JWE does not decrypt with the server key");
+    throw new SpaError("JOSE_DECRYPT", "the JWE does not decrypt with the server key");
   }
   const signed = Buffer.from(plaintext).toString("latin1");
   if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(signed)) {
-    throw joseError("JOSE_SHAPE", "the decrypted content is not a compact JWS");
+    throw new SpaError("JOSE_SHAPE", "the decrypted content is not a compact JWS");
   }
   const inner = protectedHeader(signed, "JWS");
   if (
@@ -183,7 +179,7 @@ export async function openJoseEnvelope(
     inner.typ !== JWS_TYP ||
     typeof inner.kid !== "string"
   ) {
-    throw joseError("JOSE_HEADER", "JWS header is not exactly alg EdDSA, kid, typ spa+jwt");
+    throw new SpaError("JOSE_HEADER", "JWS header is not exactly alg EdDSA, kid, typ spa+jwt");
   }
   return { signed, signerKid: inner.kid };
 }
@@ -193,7 +189,7 @@ export function authorizedKeyOf(set: AuthorizedKeySet | null, signerKid: string)
   const key = set?.keys.get(signerKid);
   if (key === undefined) {
     const where = set === null ? "no AUTHORIZED_KEYS" : `not in ${set.origin}`;
-    throw joseError("JOSE_KEY_UNKNOWN", `signing key ${signerKid.slice(0, 43)}: ${where}`);
+    throw new SpaError("JOSE_KEY_UNKNOWN", `signing key ${signerKid.slice(0, 43)}: ${where}`);
   }
   return key;
 }
@@ -209,7 +205,7 @@ export async function verifyJoseSignature(
     });
     return payload;
   } catch {
-    throw joseError("JOSE_SIGNATURE", `signature does not verify with key ${key.kid}`);
+    throw new SpaError("JOSE_SIGNATURE", `signature does not verify with key ${key.kid}`);
   }
 }
 
@@ -229,42 +225,42 @@ export function readJoseClaims(
   try {
     claims = JSON.parse(Buffer.from(payload).toString("utf8"));
   } catch {
-    throw joseError("JOSE_CLAIMS", "the payload is not JSON");
+    throw new SpaError("JOSE_CLAIMS", "the payload is not JSON");
   }
   if (typeof claims !== "object" || claims === null || Array.isArray(claims)) {
-    throw joseError("JOSE_CLAIMS", "the payload is not a JSON object");
+    throw new SpaError("JOSE_CLAIMS", "the payload is not a JSON object");
   }
   const c = claims as Record<string, unknown>;
   for (const name of Object.keys(c)) {
     if (!CLAIMS.has(name))
-      throw joseError("JOSE_CLAIMS", `unexpected claim "${name.slice(0, 32)}"`);
+      throw new SpaError("JOSE_CLAIMS", `unexpected claim "${name.slice(0, 32)}"`);
   }
   if (c.v !== JOSE_PROFILE_VERSION) {
-    throw joseError("JOSE_VERSION", `v is ${JSON.stringify(c.v ?? null).slice(0, 16)}, not 1`);
+    throw new SpaError("JOSE_VERSION", `v is ${JSON.stringify(c.v ?? null).slice(0, 16)}, not 1`);
   }
   for (const name of REQUIRED_CLAIMS) {
-    if (!Object.hasOwn(c, name)) throw joseError("JOSE_CLAIMS", `claim "${name}" is missing`);
+    if (!Object.hasOwn(c, name)) throw new SpaError("JOSE_CLAIMS", `claim "${name}" is missing`);
   }
-  if (c.aud !== serverKid) throw joseError("JOSE_AUDIENCE", "aud is another server's key");
+  if (c.aud !== serverKid) throw new SpaError("JOSE_AUDIENCE", "aud is another server's key");
   if (c.sub !== key.name) {
-    throw joseError("JOSE_SUBJECT", `sub is not "${key.name}", the name of the key that signed`);
+    throw new SpaError("JOSE_SUBJECT", `sub is not "${key.name}", the name of the key that signed`);
   }
   const timestamp = integer(c.iat, 0, Number.MAX_SAFE_INTEGER);
-  if (timestamp === null) throw joseError("JOSE_CLAIMS", "iat is not epoch seconds");
+  if (timestamp === null) throw new SpaError("JOSE_CLAIMS", "iat is not epoch seconds");
   if (typeof c.jti !== "string" || !JTI.test(c.jti)) {
-    throw joseError("JOSE_CLAIMS", "jti is not 22 base64url characters");
+    throw new SpaError("JOSE_CLAIMS", "jti is not 22 base64url characters");
   }
   const ip = typeof c.ip === "string" ? parseIpAddress(c.ip) : null;
-  if (ip === null) throw joseError("JOSE_ADDRESS", "ip is not an IPv4 or IPv6 address");
+  if (ip === null) throw new SpaError("JOSE_ADDRESS", "ip is not an IPv4 or IPv6 address");
   if (!Array.isArray(c.acc) || c.acc.length < 1 || c.acc.length > MAX_JOSE_PORTS) {
-    throw joseError("JOSE_CLAIMS", `acc is not a list of 1..${MAX_JOSE_PORTS} proto/port`);
+    throw new SpaError("JOSE_CLAIMS", `acc is not a list of 1..${MAX_JOSE_PORTS} proto/port`);
   }
   const ports = c.acc.map((entry) => {
-    if (typeof entry !== "string") throw joseError("JOSE_CLAIMS", "acc holds a non-string");
+    if (typeof entry !== "string") throw new SpaError("JOSE_CLAIMS", "acc holds a non-string");
     try {
       return parseProtoPort(entry);
     } catch {
-      throw joseError(
+      throw new SpaError(
         "JOSE_CLAIMS",
         `acc entry "${entry.slice(0, 16)}" is not tcp/PORT or udp/PORT`,
       );
@@ -273,7 +269,8 @@ export function readJoseClaims(
   let clientTimeout = 0;
   if (c.tmo !== undefined) {
     const tmo = integer(c.tmo, 1, MAX_CLIENT_TIMEOUT);
-    if (tmo === null) throw joseError("JOSE_CLAIMS", `tmo is not 1..${MAX_CLIENT_TIMEOUT} seconds`);
+    if (tmo === null)
+      throw new SpaError("JOSE_CLAIMS", `tmo is not 1..${MAX_CLIENT_TIMEOUT} seconds`);
     clientTimeout = tmo;
   }
   return { username: key.name, timestamp, allowIp: ip.text, ports, clientTimeout, jti: c.jti };

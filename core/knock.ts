@@ -23,7 +23,7 @@ import {
   decideRequest,
 } from "./access.js";
 import type { Firewall, Grant, OpenedRule, ReplayCache } from "./adapters.js";
-import { networkListMatches } from "./address.js";
+import { networkListHolds, parseIpAddress } from "./address.js";
 import { isSpaError, SpaError, type SpaErrorCode } from "./errors.js";
 import type { JosePrivateKey } from "./jose-keys.js";
 import {
@@ -227,11 +227,12 @@ export async function knock(
     }
   }
 
+  const source = parseIpAddress(input.sourceIp);
+  const destination = input.destinationIp === null ? null : parseIpAddress(input.destinationIp);
   const candidates = ports.stanzas.filter(
     (s) =>
-      networkListMatches(s.sources, input.sourceIp) &&
-      (s.destinations === null ||
-        (input.destinationIp !== null && networkListMatches(s.destinations, input.destinationIp))),
+      networkListHolds(s.sources, source) &&
+      (s.destinations === null || networkListHolds(s.destinations, destination)),
   );
   if (candidates.length === 0) {
     const detail = `no stanza for source ${input.sourceIp}`;
