@@ -71,6 +71,8 @@ export class ControlSocket {
     private readonly firewall: Pick<ManagedFirewall, "backend" | "label">,
     private readonly revoke: (match: GrantMatch) => Promise<OpenRule[]>,
     private readonly log: Log,
+    /** How long a client may stay silent before the socket drops it. */
+    private readonly idleTimeoutMs = IDLE_TIMEOUT_MS,
   ) {}
 
   async start(): Promise<void> {
@@ -100,7 +102,7 @@ export class ControlSocket {
   private serve(socket: Socket): void {
     let buffer = "";
     socket.setEncoding("utf8");
-    socket.setTimeout(IDLE_TIMEOUT_MS, () => socket.destroy());
+    socket.setTimeout(this.idleTimeoutMs, () => socket.destroy());
     socket.on("error", () => {});
     const onData = (chunk: string) => {
       buffer += chunk;

@@ -19,7 +19,7 @@ import {
 import type { Capture, Datagram } from "./capture/datagram.js";
 import { TimerExpiry } from "./expiry-timers.js";
 import type { GrantMatch, ManagedFirewall, OpenRule } from "./firewall/managed-firewall.js";
-import { anyAddressLike, type Log } from "./log.js";
+import { type Log, ruleText } from "./log.js";
 
 export interface DaemonParts {
   stanzas: readonly AccessStanza[];
@@ -83,7 +83,9 @@ export class Spaknockd {
     await firewall.setup();
     const removed = await firewall.removeExpired(this.now());
     for (const r of removed)
-      log.info(`removed ${firewall.label} ${ruleText(r)}: expired while spaknockd was down`);
+      log.info(
+        `removed ${firewall.label} ${ruleText(r.sourceIp, r.port)}: expired while spaknockd was down`,
+      );
     for (const r of await firewall.list()) this.adoptSurvivingRule(r);
     if (!firewall.kernelExpires) {
       this.sweepTimer = setInterval(() => void this.sweep(), this.parts.sweepIntervalMs ?? 5_000);
@@ -109,7 +111,7 @@ export class Spaknockd {
     };
     this.expiry.adopt(grant);
     this.parts.log.info(
-      `kept ${this.parts.firewall.label} ${ruleText(r)}, ${grant.timeoutSec} sec left`,
+      `kept ${this.parts.firewall.label} ${ruleText(r.sourceIp, r.port)}, ${grant.timeoutSec} sec left`,
     );
   }
 
@@ -173,7 +175,7 @@ export class Spaknockd {
     );
     for (const p of grant.ports) {
       log.info(
-        `add ${firewall.label} ${grant.sourceIp} -> ${anyAddressLike(grant.sourceIp)}(${p.proto}/${p.port}) ACCEPT rule ${grant.timeoutSec} sec`,
+        `add ${firewall.label} ${ruleText(grant.sourceIp, p)} ACCEPT rule ${grant.timeoutSec} sec`,
       );
     }
     void outcome.notified.then((failures) => {
@@ -209,7 +211,9 @@ export class Spaknockd {
     try {
       const removed = await this.parts.firewall.removeExpired(this.now());
       for (const r of this.expiry.closedElsewhere(removed))
-        this.parts.log.info(`removed ${this.parts.firewall.label} ${ruleText(r)} (sweep)`);
+        this.parts.log.info(
+          `removed ${this.parts.firewall.label} ${ruleText(r.sourceIp, r.port)} (sweep)`,
+        );
     } catch (err) {
       this.parts.log.error(`expiry sweep failed: ${String(err)}`);
     }
@@ -228,8 +232,4 @@ export class Spaknockd {
     }
     this.parts.firewall.shutdown?.();
   }
-}
-
-export function ruleText(r: OpenRule): string {
-  return `${r.sourceIp} -> ${anyAddressLike(r.sourceIp)}(${r.port.proto}/${r.port.port})`;
 }

@@ -9,7 +9,7 @@
  */
 import type { Expiry, Grant, Notifier, OpenedRule, ProtoPort } from "../core/index.js";
 import type { GrantMatch, ManagedFirewall, OpenRule } from "./firewall/managed-firewall.js";
-import { anyAddressLike, type Log } from "./log.js";
+import { type Log, ruleText } from "./log.js";
 
 const portKey = (ip: string, p: ProtoPort) => `${ip} ${p.proto}/${p.port}`;
 
@@ -31,7 +31,7 @@ export function closeLine(
   why: string,
 ): string {
   const sec = timeoutSec === null ? "" : `${timeoutSec} sec `;
-  return `removed ${label} ${sourceIp} -> ${anyAddressLike(sourceIp)}(${port.proto}/${port.port}) ACCEPT rule ${sec}${why}`;
+  return `removed ${label} ${ruleText(sourceIp, port)} ACCEPT rule ${sec}${why}`;
 }
 
 export const EXPIRED = "timeout exceeded";

@@ -3,6 +3,7 @@
  * one long-lived `logger` process (Node has no datagram Unix sockets), which journald also reads.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import type { ProtoPort } from "../core/index.js";
 
 export type LogLevel = "error" | "warning" | "info" | "debug";
 
@@ -111,7 +112,11 @@ export function describeCounts(counts: ReadonlyMap<string, number>, limit = 10):
   return rest > 0 ? `${shown.join(", ")} and ${rest} more` : shown.join(", ");
 }
 
-/** fwknopd's log lines name the destination as `0.0.0.0/0`; an IPv6 grant's is `::/0`. */
-export function anyAddressLike(sourceIp: string): string {
-  return sourceIp.includes(":") ? "::/0" : "0.0.0.0/0";
+/**
+ * A grant's rule as fwknopd's log lines name it, `198.18.0.2 -> 0.0.0.0/0(tcp/22)`; an IPv6
+ * grant's destination is `::/0`.
+ */
+export function ruleText(sourceIp: string, port: ProtoPort): string {
+  const anyAddress = sourceIp.includes(":") ? "::/0" : "0.0.0.0/0";
+  return `${sourceIp} -> ${anyAddress}(${port.proto}/${port.port})`;
 }

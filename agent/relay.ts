@@ -77,6 +77,7 @@ export class SourceWindows {
  * usually holds a whole /64 and could rotate through it to escape a per-address limit.
  */
 export function rateLimitKey(sourceIp: string): string {
+  if (!sourceIp.includes(":")) return sourceIp; // IPv4: no parse per datagram
   const ip = parseIpAddress(sourceIp);
   if (ip?.family !== 6) return sourceIp;
   return `${(ip.value >> 64n).toString(16)}/64`;
@@ -141,12 +142,6 @@ export class Relay {
     this.overloaded.flush();
   }
 
-  /** Counts the datagram against its source's window; the window, so the caller can log once. */
-  private allowed(sourceIp: string): { allowed: boolean; count: number } {
-    const count = this.windows.count(rateLimitKey(sourceIp), this.nowMs());
-    return { allowed: !this.windows.isOver(count), count };
-  }
-
   onDatagram(d: Datagram): void {
     this.stats.received++;
     let spa: string;
@@ -159,11 +154,11 @@ export class Relay {
       );
       return;
     }
-    const window = this.allowed(d.sourceIp);
-    if (!window.allowed) {
+    const count = this.windows.count(rateLimitKey(d.sourceIp), this.nowMs());
+    if (this.windows.isOver(count)) {
       this.stats.dropped++;
       // Once per source and window, not once per datagram: a flood must not become a log flood.
-      if (window.count === this.options.perSourceLimit + 1) {
+      if (count === this.options.perSourceLimit + 1) {
         this.log.warning(`dropping datagrams from ${d.sourceIp}: RATE_LIMITED`);
       }
       return;

@@ -15,6 +15,7 @@ import {
   type JosePublicKey,
 } from "../core/index.js";
 import { UsageError } from "./exit-codes.js";
+import { unreadableKeyFile } from "./key-sources.js";
 
 // A JWK is about 150 bytes and a team's key set a few KiB: anything far larger is the wrong file.
 const MAX_KEY_FILE_BYTES = 256 * 1024;
@@ -31,9 +32,7 @@ export function readKeyFile(file: string, origin: string): KeyFileText {
   try {
     fd = openSync(file, "r");
   } catch (err) {
-    throw new UsageError(
-      `${origin}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? err})`,
-    );
+    throw unreadableKeyFile(origin, file, err);
   }
   try {
     const stat = fstatSync(fd);

@@ -16,6 +16,13 @@ export function decodeBase64Key(text: string, origin: string): Buffer {
   return Buffer.from(t, "base64");
 }
 
+/** The error for a key file that cannot be opened: the option, the file and the errno code. */
+export function unreadableKeyFile(origin: string, file: string, err: unknown): UsageError {
+  return new UsageError(
+    `${origin}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? err})`,
+  );
+}
+
 /**
  * A key file as fwknop's `-G` reads it: either a line `<server>: <key>` for this server, or a
  * file holding just the key.
@@ -25,9 +32,7 @@ export function keyFromFile(file: string, server: string | undefined, origin: st
   try {
     text = readFileSync(file, "utf8");
   } catch (err) {
-    throw new UsageError(
-      `${origin}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? err})`,
-    );
+    throw unreadableKeyFile(origin, file, err);
   }
   const lines = text
     .split(/\r?\n/)

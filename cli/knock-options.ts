@@ -1,12 +1,12 @@
 /**
- * Knock options read the same way for both packet formats: numbers, durations, `-A`, `-P`, and
- * which address the server should open for. Each parser says which option was wrong and why.
+ * Knock options read the same way for both packet formats: numbers, durations, `-A`, `-P`, `-p`,
+ * `-S`, and which address the server should open for. Each parser says which option was wrong and
+ * why.
  */
-import { type ProtoPort, parseProtoPort } from "../core/index.js";
+import { DEFAULT_SPA_PORT, type ProtoPort, parseProtoPort, SpaError } from "../core/index.js";
 import type { ClientOptions } from "./client-settings.js";
 import { UsageError } from "./exit-codes.js";
-
-export type Transport = "udp" | "tcp" | "http";
+import { SPA_TRANSPORTS, type SpaTransport } from "./transport.js";
 
 export function parseIntOption(value: string, option: string, min: number, max: number): number {
   if (!/^[0-9]+$/.test(value) || Number(value) < min || Number(value) > max) {
@@ -54,9 +54,10 @@ export function parseAccessOption(access: string): AccessOption {
   }
 }
 
-export function parseTransport(value: string | undefined): Transport {
+export function parseTransport(value: string | undefined): SpaTransport {
   const v = (value ?? "udp").toLowerCase();
-  if (v === "udp" || v === "tcp" || v === "http") return v;
+  const transport = SPA_TRANSPORTS.find((t) => t === v);
+  if (transport !== undefined) return transport;
   throw new UsageError(
     `-P "${value}": spaknock sends over udp, tcp or http (raw modes need root tools)`,
   );
@@ -71,6 +72,24 @@ export function chooseAllowIp(opts: ClientOptions): string | "source" {
   if (choices === 0) throw new UsageError("say which address to open for: -a <ip>, -s or -R");
   if (choices > 1) throw new UsageError("use one of -a, -s and -R");
   return opts.sourceIp ? "source" : (opts.allowIp as string);
+}
+
+/** `-p PORT`, else the port fwknopd listens on by default. */
+export function parseServerPort(opts: ClientOptions): number {
+  return opts.serverPort ? parseIntOption(opts.serverPort, "-p", 1, 65535) : DEFAULT_SPA_PORT;
+}
+
+/** `-S PORT`, or undefined for any source port. */
+export function parseSourcePort(opts: ClientOptions): number | undefined {
+  return opts.sourcePort ? parseIntOption(opts.sourcePort, "-S", 1, 65535) : undefined;
+}
+
+/**
+ * For an error from building a packet: a field the receiver would refuse (username, size...) is
+ * the user's to fix, so it becomes a usage error; a bad key stays what it is.
+ */
+export function asUsageError(err: unknown): unknown {
+  return err instanceof SpaError && err.code !== "KEY_INVALID" ? new UsageError(err.message) : err;
 }
 
 export function requireDestination(opts: ClientOptions): string {

@@ -18,10 +18,11 @@ import { runDecode } from "./commands/decode.js";
 import { renderChecks, runChecks } from "./commands/doctor.js";
 import { runGrants, runRevoke } from "./commands/grants.js";
 import { runJoseKeyGen, runKeyGen } from "./commands/keygen.js";
-import { knockWithOptions, parseAccessOption } from "./commands/knock.js";
+import { knockWithOptions } from "./commands/knock.js";
 import { runProxy } from "./commands/proxy.js";
 import { runSsh } from "./commands/ssh.js";
 import { EXIT, UsageError } from "./exit-codes.js";
+import { parseAccessOption } from "./knock-options.js";
 import { withoutBrackets } from "./server-address.js";
 
 const VERSION = "0.1.0";

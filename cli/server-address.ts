@@ -1,7 +1,8 @@
 /**
- * Where a knock goes: the server's address, resolved once so that the packet (`-s` sends `::` on
- * an IPv6 connection), the socket and the port wait all use the same one, and `host:port` text
- * that stays readable for IPv6 literals.
+ * Where a knock goes: the server's address, resolved once per knock so that the packet (`-s`
+ * sends `::` on an IPv6 connection) and the socket use the same one, and `host:port` text that
+ * stays readable for IPv6 literals. `ssh` and `proxy` resolve the name again for the port wait:
+ * a name with several addresses may be waited on at another than the one knocked.
  */
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";

@@ -57,6 +57,11 @@ function precheckJose(payload: Uint8Array): CheckedDatagram {
 
 const isJoseStart = (p: Uint8Array) => p[0] === 0x65 && p[1] === 0x79 && p[2] === 0x4a; // "eyJ"
 
+/** The rule precheckDatagram tells the profiles apart by, for text: `eyJ` and a dot. */
+export function looksLikeJosePacket(data: string): boolean {
+  return data.startsWith("eyJ") && data.includes(".");
+}
+
 /**
  * Returns the payload's profile and text, or throws SPA_SIZE / SPA_PREFIXED / SPA_CHARSET for
  * fwknop data and JOSE_SHAPE for a datagram that starts like a JWE and is not one.

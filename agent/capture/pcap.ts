@@ -97,14 +97,16 @@ function parseIpv6Udp(frame: Buffer, ip: number): Parsed | null {
   return udpPayload(frame, udp, udp + payloadLength, source, destination);
 }
 
+type IpHeader = { at: number; version: 4 | 6 };
+
+function byEtherType(etherType: number, at: number): IpHeader | null {
+  if (etherType === ETHERTYPE_IPV4) return { at, version: 4 };
+  if (etherType === ETHERTYPE_IPV6) return { at, version: 6 };
+  return null;
+}
+
 /** Where the IP header starts and which version the link layer says it is; null: not IP. */
-function ipHeaderOf(frame: Buffer, linkType: string): { at: number; version: 4 | 6 } | null {
-  const byEtherType = (etherType: number, at: number) =>
-    etherType === ETHERTYPE_IPV4
-      ? { at, version: 4 as const }
-      : etherType === ETHERTYPE_IPV6
-        ? { at, version: 6 as const }
-        : null;
+function ipHeaderOf(frame: Buffer, linkType: string): IpHeader | null {
   switch (linkType) {
     case "ETHERNET": {
       if (frame.length < 14) return null;

@@ -61,6 +61,8 @@ export class UdpSocketCapture implements Capture {
     // An unspecified bind does not tell which local address a datagram came to (fwknopd records
     // 0.0.0.0 then); a specific one does.
     const destinationIp = isUnspecifiedIp(address) ? null : address;
+    // Only an IPv6 socket reports mapped or non-RFC 5952 text; an IPv4 one's is canonical already.
+    const sourceOf = type === "udp6" ? (a: string) => canonicalIp(a) ?? a : (a: string) => a;
     return new Promise((resolve, reject) => {
       const socket = this.makeSocket({
         type,
@@ -78,7 +80,7 @@ export class UdpSocketCapture implements Capture {
       socket.on("message", (payload, rinfo) => {
         onDatagram({
           payload,
-          sourceIp: canonicalIp(rinfo.address) ?? rinfo.address,
+          sourceIp: sourceOf(rinfo.address),
           sourcePort: rinfo.port,
           destinationIp,
           receivedAt: Date.now(),

@@ -11,13 +11,18 @@ export interface GrantJson {
   readonly secondsLeft: number | null;
 }
 
+/** Seconds until the rule's expiry, never negative (iptables before the sweep); null: unknown. */
+export function secondsLeft(rule: OpenRule, nowSec: number): number | null {
+  return rule.expiresAt === null ? null : Math.max(0, rule.expiresAt - nowSec);
+}
+
 export function grantJson(rule: OpenRule, nowSec: number): GrantJson {
   return {
     sourceIp: rule.sourceIp,
     proto: rule.port.proto,
     port: rule.port.port,
     expiresAt: rule.expiresAt,
-    secondsLeft: rule.expiresAt === null ? null : Math.max(0, rule.expiresAt - nowSec),
+    secondsLeft: secondsLeft(rule, nowSec),
   };
 }
 
@@ -44,7 +49,7 @@ export function fwListJson(
 export function fwListText(label: string, rules: readonly OpenRule[], nowSec: number): string {
   const lines = [`${label}: ${rules.length} open`];
   for (const r of rules) {
-    const left = r.expiresAt === null ? "?" : `${Math.max(0, r.expiresAt - nowSec)} s left`;
+    const left = r.expiresAt === null ? "?" : `${secondsLeft(r, nowSec)} s left`;
     lines.push(`  ${r.sourceIp} -> ${r.port.proto}/${r.port.port}  ${left}`);
   }
   return `${lines.join("\n")}\n`;

@@ -4,12 +4,12 @@
  * close is logged and notified once and its expiry later reports nothing; with no daemon running
  * the command removes the rules and logs the close itself.
  */
-import { canonicalIp, EXIT, parseIpAddress, parseProtoPort } from "../../core/index.js";
+import { EXIT, parseIpAddress, parseProtoPort } from "../../core/index.js";
 import { askDaemonToRevoke, type RevokeResult } from "../control-socket.js";
 import { closeLine, REVOKED } from "../expiry-timers.js";
 import type { GrantMatch, ManagedFirewall } from "../firewall/managed-firewall.js";
 import type { Log } from "../log.js";
-import { grantJson } from "./fw-list.js";
+import { grantJson, secondsLeft } from "./fw-list.js";
 
 /**
  * `198.18.0.2`, `198.18.0.2:tcp/22`, `2001:db8::2`, `[2001:db8::2]` or `[2001:db8::2]:tcp/22`.
@@ -24,9 +24,6 @@ export function parseRevokeTarget(text: string): GrantMatch {
   if (bracketed) {
     address = bracketed[1] ?? "";
     portText = bracketed[2] ?? null;
-    if (!address.includes(":") || parseIpAddress(address) === null) {
-      throw new TypeError(`${usage}: brackets are for an IPv6 address`);
-    }
   } else if (text.includes("/")) {
     const at = text.lastIndexOf(":");
     address = at === -1 ? text : text.slice(0, at);
@@ -37,8 +34,12 @@ export function parseRevokeTarget(text: string): GrantMatch {
       );
     }
   } else address = text;
-  const sourceIp = canonicalIp(address);
-  if (sourceIp === null) throw new TypeError(usage);
+  const ip = parseIpAddress(address);
+  if (bracketed && (ip === null || !address.includes(":"))) {
+    throw new TypeError(`${usage}: brackets are for an IPv6 address`);
+  }
+  if (ip === null) throw new TypeError(usage);
+  const sourceIp = ip.text;
   if (portText === null) return { sourceIp, port: null };
   try {
     return { sourceIp, port: parseProtoPort(portText) };
@@ -85,8 +86,7 @@ export async function runFwRevoke(match: GrantMatch, parts: FwRevokeParts): Prom
 function revokedText(result: RevokeResult, nowSec: number): string {
   const lines = [`${result.target}: closed ${result.revoked.length}`];
   for (const r of result.revoked) {
-    const left =
-      r.expiresAt === null ? "" : `  (${Math.max(0, r.expiresAt - nowSec)} s before its expiry)`;
+    const left = r.expiresAt === null ? "" : `  (${secondsLeft(r, nowSec)} s before its expiry)`;
     lines.push(`  ${r.sourceIp} -> ${r.port.proto}/${r.port.port}${left}`);
   }
   return `${lines.join("\n")}\n`;

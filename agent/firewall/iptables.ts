@@ -18,6 +18,7 @@ import {
 import { CommandFailed, type CommandRunner } from "./command-runner.js";
 import {
   type GrantMatch,
+  grantAddress,
   hostRulesOf,
   type ManagedFirewall,
   matchesGrant,
@@ -45,8 +46,7 @@ const ESTABLISHED = ["-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j"
 
 /** The rule for one port of a grant, in `iptables -S` form so a listed rule compares equal. */
 export function iptablesRuleSpec(sourceIp: string, port: ProtoPort, expiresAt: number): string[] {
-  const ip = parseIpAddress(sourceIp);
-  if (ip === null) throw new TypeError(`grant source "${sourceIp}" is not an IP address`);
+  const ip = grantAddress(sourceIp);
   return [
     "-s",
     `${ip.text}/${ip.family === 4 ? 32 : 128}`,
@@ -123,6 +123,8 @@ export class IptablesFirewall implements ManagedFirewall {
     return this.options.chain;
   }
   private readonly families: Readonly<Record<Family, FamilyTools>>;
+  /** Both families, IPv4 first: the order of listings, removals and --fw-flush. */
+  private readonly bothFamilies: readonly FamilyTools[];
   /** Why ip6tables cannot hold grants on this host, once setup() has found out; null: it can. */
   private ipv6Unusable: string | null = null;
   /** Changes are list-then-restore: run them one at a time so two cannot race on one rule. */
@@ -144,6 +146,7 @@ export class IptablesFirewall implements ManagedFirewall {
         restore: options.ip6RestorePath ?? "ip6tables-restore",
       },
     };
+    this.bothFamilies = [this.families[4], this.families[6]];
   }
 
   private async check(tools: FamilyTools, args: string[]): Promise<boolean> {
@@ -196,11 +199,8 @@ export class IptablesFirewall implements ManagedFirewall {
 
   /** Both families' grant rules, IPv4 first. */
   async listRules(): Promise<IptablesRule[]> {
-    const [v4, v6] = await Promise.all([
-      this.listFamily(this.families[4]),
-      this.listFamily(this.families[6]),
-    ]);
-    return [...v4, ...v6];
+    const perFamily = await Promise.all(this.bothFamilies.map((tools) => this.listFamily(tools)));
+    return perFamily.flat();
   }
 
   list(): Promise<OpenRule[]> {
@@ -215,8 +215,7 @@ export class IptablesFirewall implements ManagedFirewall {
 
   /** Adds the grant's rules and, in the same batch, removes older rules for the same source+port. */
   async open(grant: Grant): Promise<readonly OpenedRule[]> {
-    const ip = parseIpAddress(grant.sourceIp);
-    if (ip === null) throw new TypeError(`grant source "${grant.sourceIp}" is not an IP address`);
+    const ip = grantAddress(grant.sourceIp);
     if (ip.family === 6 && this.ipv6Unusable !== null) {
       throw new SpaError(
         "FIREWALL_FAILED",
@@ -245,7 +244,7 @@ export class IptablesFirewall implements ManagedFirewall {
   }
 
   async removeRules(rules: readonly IptablesRule[]): Promise<void> {
-    for (const tools of [this.families[4], this.families[6]]) {
+    for (const tools of this.bothFamilies) {
       const specs = rules.filter((r) => r.family === tools.family).map((r) => r.spec);
       if (specs.length === 0) continue;
       await this.runner.run(
@@ -284,7 +283,7 @@ export class IptablesFirewall implements ManagedFirewall {
   /** Removes the chain, its jump and every rule, in both families (`--fw-flush`). */
   async removeAll(): Promise<void> {
     const chain = this.options.chain;
-    for (const tools of [this.families[4], this.families[6]]) {
+    for (const tools of this.bothFamilies) {
       while (await this.check(tools, ["-D", "INPUT", "-j", chain])) {
         // a jump may have been added more than once by hand; remove them all
       }

@@ -1,5 +1,12 @@
 /** What the daemon needs from a firewall backend beyond core's Firewall port. */
-import type { Firewall, Grant, OpenedRule, ProtoPort } from "../../core/index.js";
+import {
+  type Firewall,
+  type Grant,
+  type IpAddress,
+  type OpenedRule,
+  type ProtoPort,
+  parseIpAddress,
+} from "../../core/index.js";
 
 /** A rule a host firewall currently holds, as `list` reports it. */
 export interface OpenRule {
@@ -46,6 +53,13 @@ export interface ManagedFirewall extends Firewall {
   removeAll(): Promise<void>;
   /** Releases helper processes (the interactive nft session). */
   shutdown?(): void;
+}
+
+/** A grant's address, parsed; anything else is a bug upstream, not a knock. */
+export function grantAddress(sourceIp: string): IpAddress {
+  const ip = parseIpAddress(sourceIp);
+  if (ip === null) throw new TypeError(`grant source "${sourceIp}" is not an IP address`);
+  return ip;
 }
 
 /** A host grant is one rule per port, named by address and port in the backend's table/chain. */

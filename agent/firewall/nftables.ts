@@ -12,16 +12,11 @@
  * An accept here cannot overrule a drop in another table, so the table guards its ports itself and
  * needs no other rule. Every change is one `nft -f -` transaction.
  */
-import {
-  canonicalIp,
-  type Grant,
-  type OpenedRule,
-  type ProtoPort,
-  parseIpAddress,
-} from "../../core/index.js";
+import { canonicalIp, type Grant, type OpenedRule, type ProtoPort } from "../../core/index.js";
 import type { CommandRunner } from "./command-runner.js";
 import {
   type GrantMatch,
+  grantAddress,
   hostRulesOf,
   type ManagedFirewall,
   matchesGrant,
@@ -106,21 +101,14 @@ export function nftSetupScript(
   }
   lines.push(
     `add rule ${t} input ct state established,related accept`,
-    `add rule ${t} input ip saddr . tcp dport @allow_tcp accept`,
-    `add rule ${t} input ip saddr . udp dport @allow_udp accept`,
-    `add rule ${t} input ip6 saddr . tcp dport @allow6_tcp accept`,
-    `add rule ${t} input ip6 saddr . udp dport @allow6_udp accept`,
+    ...ALLOW_SETS.map(
+      (set) =>
+        `add rule ${t} input ${set.family === 4 ? "ip" : "ip6"} saddr . ${set.proto} dport @${set.name} accept`,
+    ),
     `add rule ${t} input tcp dport @guard_tcp drop`,
     `add rule ${t} input udp dport @guard_udp drop`,
   );
   return `${lines.join("\n")}\n`;
-}
-
-/** The family of a grant's address; a grant for anything else is a bug upstream, not a knock. */
-function familyOf(sourceIp: string): Family {
-  const ip = parseIpAddress(sourceIp);
-  if (ip === null) throw new TypeError(`grant source "${sourceIp}" is not an IP address`);
-  return ip.family;
 }
 
 /** One script line per `(set, element)` of a grant, e.g. `inet spaknock allow_tcp`, `1.2.3.4 . 22`. */
@@ -129,7 +117,7 @@ function grantScript(
   grant: Grant,
   linesFor: (target: string, element: string) => string[],
 ): string {
-  const family = familyOf(grant.sourceIp);
+  const family = grantAddress(grant.sourceIp).family;
   const lines = grant.ports.flatMap((p) =>
     linesFor(`inet ${table} ${allowSet(family, p.proto)}`, `${grant.sourceIp} . ${p.port}`),
   );
@@ -155,7 +143,7 @@ export function nftGrantScript(table: string, grant: Grant): string {
  */
 export function nftRevokeScript(table: string, rules: readonly OpenRule[]): string {
   const lines = rules.flatMap((r) => {
-    const target = `inet ${table} ${allowSet(familyOf(r.sourceIp), r.port.proto)}`;
+    const target = `inet ${table} ${allowSet(grantAddress(r.sourceIp).family, r.port.proto)}`;
     const element = `${r.sourceIp} . ${r.port.port}`;
     return [
       `add element ${target} { ${element} timeout 1s }`,

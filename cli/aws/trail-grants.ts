@@ -166,7 +166,7 @@ export function parseTrailEvent(record: LookupEventRecord): TrailEvent | null {
 }
 
 /** spaknock's knock side: the opener role, or the knock function's own role. */
-export function isSpaknockOpener(p: Principal): boolean {
+function isSpaknockOpener(p: Principal): boolean {
   return /OpenerRole|KnockRole/.test(p.roleName ?? "");
 }
 
@@ -237,6 +237,25 @@ function failed(e: TrailEvent): FailedCall {
   return { event: e.name, time: e.time, errorCode: e.errorCode as string, by: e.principal.user };
 }
 
+/** What the event a draft starts from tells about the rule; the rest starts empty. */
+type DraftStart = Omit<
+  Draft,
+  "region" | "ruleId" | "refreshes" | "closedAt" | "closedBy" | "closer" | "failedCalls"
+>;
+
+function newDraft(e: TrailEvent, ruleId: string | null, start: DraftStart): Draft {
+  return {
+    region: e.region,
+    ruleId,
+    ...start,
+    refreshes: 0,
+    closedAt: null,
+    closedBy: null,
+    closer: null,
+    failedCalls: [],
+  };
+}
+
 function draftFromAuthorize(e: TrailEvent, ruleId: string | null, rule: unknown): Draft {
   const source =
     firstString(rule, "cidrIpv4") ??
@@ -246,9 +265,7 @@ function draftFromAuthorize(e: TrailEvent, ruleId: string | null, rule: unknown)
     "unknown";
   const description = firstString(rule, "description") ?? firstString(e.request, "description");
   const taggedUser = /user=(\S+)/.exec(description ?? "")?.[1] ?? null;
-  return {
-    region: e.region,
-    ruleId,
+  return newDraft(e, ruleId, {
     group: firstString(rule, "groupId") ?? firstString(e.request, "groupId") ?? "unknown",
     user: e.principal.sourceIdentity ?? taggedUser ?? e.principal.user,
     source,
@@ -258,12 +275,7 @@ function draftFromAuthorize(e: TrailEvent, ruleId: string | null, rule: unknown)
     openedBy: e.principal.arn,
     opener: e.principal,
     expiresAt: expiresTagOf(e.request) ?? untilOf(description),
-    refreshes: 0,
-    closedAt: null,
-    closedBy: null,
-    closer: null,
-    failedCalls: [],
-  };
+  });
 }
 
 /** Pairs the events (any order) into grants, in order of opening. */
@@ -273,9 +285,7 @@ export function pairTrailGrants(events: readonly TrailEvent[], opts: PairOptions
   const drafts: Draft[] = [];
   const orphan = (e: TrailEvent, ruleId: string): Draft => {
     // A refresh or close of a rule opened before the range looked at.
-    const d: Draft = {
-      region: e.region,
-      ruleId,
+    const d = newDraft(e, ruleId, {
       group: firstString(e.request, "groupId") ?? "unknown",
       user: e.principal.sourceIdentity ?? e.principal.user,
       source: firstString(e.request, "cidrIpv4") ?? firstString(e.request, "cidrIpv6") ?? "unknown",
@@ -285,12 +295,7 @@ export function pairTrailGrants(events: readonly TrailEvent[], opts: PairOptions
       openedBy: null,
       opener: null,
       expiresAt: null,
-      refreshes: 0,
-      closedAt: null,
-      closedBy: null,
-      closer: null,
-      failedCalls: [],
-    };
+    });
     byRule.set(ruleId, d);
     drafts.push(d);
     return d;

@@ -9,6 +9,7 @@ import {
   authorizedKeyOf,
   DIGESTS,
   type JoseRequest,
+  looksLikeJosePacket,
   openJoseEnvelope,
   openSpaPacket,
   precheckDatagram,
@@ -43,8 +44,6 @@ export interface DecodedJosePacket {
 
 // A compact JWE's header is base64url JSON (`eyJ`) and its parts are joined by dots; fwknop data
 // is plain base64 without a dot. The same shape test as the receivers' precheck.
-const looksLikeJose = (data: string) => data.startsWith("eyJ") && data.includes(".");
-
 export async function runDecode(
   spaData: string,
   opts: DecodeOptions,
@@ -52,7 +51,7 @@ export async function runDecode(
   warn: (line: string) => void = () => {},
 ): Promise<void> {
   const data = spaData.trim();
-  if (looksLikeJose(data)) {
+  if (looksLikeJosePacket(data)) {
     await decodeJose(data, opts, out, warn);
     return;
   }

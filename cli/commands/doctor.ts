@@ -18,9 +18,10 @@ import {
 } from "../../core/index.js";
 import { applyRc, type ClientOptions, loadRcContext } from "../client-settings.js";
 import { privateKeyModeProblem, readKeyFile } from "../jose-key-files.js";
+import { parseAccessOption } from "../knock-options.js";
 import { fetchExternalIp } from "../resolve-ip.js";
 import { resolveServer } from "../server-address.js";
-import { parseAccessOption, systemKnockEnvironment } from "./knock.js";
+import { systemKnockEnvironment } from "./knock.js";
 import { buildJoseKnock, checkJoseOptions, planJoseKnock } from "./knock-jose.js";
 
 export interface Check {
@@ -118,7 +119,7 @@ export async function runChecks(cli: ClientOptions): Promise<Check[]> {
     );
     opts = applyRc(cli, rc.values);
   } catch (err) {
-    add("rc file", false, err instanceof Error ? err.message : String(err));
+    add("rc file", false, messageOf(err));
     return checks;
   }
   const jose = opts.signingKey !== undefined || opts.serverKey !== undefined;
@@ -146,14 +147,14 @@ export async function runChecks(cli: ClientOptions): Promise<Check[]> {
       parse(value);
       add(name, true, value);
     } catch (err) {
-      add(name, false, err instanceof Error ? err.message : String(err));
+      add(name, false, messageOf(err));
     }
   }
   if (opts.access) {
     try {
       add("access", true, parseAccessOption(opts.access).text);
     } catch (err) {
-      add("access", false, err instanceof Error ? err.message : String(err));
+      add("access", false, messageOf(err));
     }
   } else add("access", false, "no ACCESS (e.g. tcp/22): add it to the stanza or pass -A");
   let serverFamily: 4 | 6 = 4;
@@ -181,11 +182,7 @@ export async function runChecks(cli: ClientOptions): Promise<Check[]> {
         );
       }
     } catch (err) {
-      add(
-        "external address",
-        false,
-        `${opts.resolveUrl}: ${err instanceof Error ? err.message : String(err)}`,
-      );
+      add("external address", false, `${opts.resolveUrl}: ${messageOf(err)}`);
     }
   }
   if (joseKeys !== null) await checkPacketSize(opts, joseKeys, externalIp, serverFamily, add);

@@ -6,24 +6,26 @@
  */
 import {
   buildJosePacket,
-  DEFAULT_SPA_PORT,
   type JosePrivateKey,
   type JosePublicKey,
   type JoseRequest,
   MAX_CLIENT_TIMEOUT,
   parseIpAddress,
-  SpaError,
 } from "../../core/index.js";
 import type { ClientOptions } from "../client-settings.js";
 import { UsageError } from "../exit-codes.js";
 import {
+  asUsageError,
   chooseAllowIp,
   parseAccessOption,
   parseIntOption,
+  parseServerPort,
+  parseSourcePort,
   parseTransport,
   requireDestination,
   timeOffsetSeconds,
 } from "../knock-options.js";
+import type { KnockEnvironment } from "./knock.js";
 
 export interface JoseKeys {
   readonly signingKey: JosePrivateKey;
@@ -39,12 +41,6 @@ export interface JoseKnockPlan {
   readonly port: number;
   readonly transport: "udp" | "tcp";
   readonly sourcePort: number | undefined;
-}
-
-export interface JoseEnvironment {
-  readonly now: () => number;
-  readonly randomBytes: (n: number) => Uint8Array;
-  readonly defaultUsername: () => string;
 }
 
 // Options that only mean something for an fwknop-format packet, with the names a user would
@@ -112,7 +108,7 @@ export function planJoseKnock(
   opts: ClientOptions,
   keys: JoseKeys,
   serverFamily: 4 | 6,
-  env: JoseEnvironment,
+  env: KnockEnvironment,
 ): JoseKnockPlan {
   const server = requireDestination(opts);
   const choice = chooseAllowIp(opts);
@@ -147,9 +143,9 @@ export function planJoseKnock(
     jtiBytes: env.randomBytes(16),
     keys,
     server,
-    port: opts.serverPort ? parseIntOption(opts.serverPort, "-p", 1, 65535) : DEFAULT_SPA_PORT,
+    port: parseServerPort(opts),
     transport,
-    sourcePort: opts.sourcePort ? parseIntOption(opts.sourcePort, "-S", 1, 65535) : undefined,
+    sourcePort: parseSourcePort(opts),
   };
 }
 
@@ -163,7 +159,6 @@ export async function buildJoseKnock(plan: JoseKnockPlan): Promise<string> {
       plan.keys.serverKey,
     );
   } catch (err) {
-    if (err instanceof SpaError && err.code !== "KEY_INVALID") throw new UsageError(err.message);
-    throw err;
+    throw asUsageError(err);
   }
 }

@@ -12,14 +12,12 @@ import {
   assertRijndaelKey,
   assertUsableKeys,
   buildSpaPacket,
-  DEFAULT_SPA_PORT,
   type MessageType,
   MIN_GNUPG_MSG_SIZE,
   parseDigestType,
   parseEncryptionMode,
   parseIpAddress,
   randomValueFromBytes,
-  SpaError,
   type SpaKeys,
   type SpaMessage,
   type SpaMessageInput,
@@ -36,27 +34,27 @@ import { UsageError } from "../exit-codes.js";
 import { readServerPublicKey, readSigningKey } from "../jose-key-files.js";
 import { decodeBase64Key, keyFromFd, keyFromFile, promptHidden } from "../key-sources.js";
 import {
+  asUsageError,
   chooseAllowIp,
   parseAccessOption,
   parseIntOption,
+  parseServerPort,
+  parseSourcePort,
   parseTransport,
   requireDestination,
-  type Transport,
   timeOffsetSeconds,
 } from "../knock-options.js";
 import { resolveExternalIp } from "../resolve-ip.js";
 import { hostPort, resolveServer } from "../server-address.js";
-import { randomServerPort, sendSpa } from "../transport.js";
+import { randomServerPort, type SpaTransport, sendSpa } from "../transport.js";
 import { buildJoseKnock, checkJoseOptions, planJoseKnock } from "./knock-jose.js";
-
-export { parseAccessOption, parseTimeOffset, type Transport } from "../knock-options.js";
 
 export interface KnockPlan {
   readonly input: SpaMessageInput;
   readonly keys: SpaKeys;
   readonly server: string;
   readonly port: number;
-  readonly transport: Transport;
+  readonly transport: SpaTransport;
   readonly sourcePort: number | undefined;
 }
 
@@ -132,18 +130,13 @@ export function planKnock(opts: ClientOptions, keys: SpaKeys, env: KnockEnvironm
     clientTimeout: messageType === 3 || messageType === 4 || messageType === 6 ? timeout : 0,
     digestType: parseDigestType(opts.digestType ?? "sha256"),
   };
-  const port = opts.randPort
-    ? randomServerPort(randomValue)
-    : opts.serverPort
-      ? parseIntOption(opts.serverPort, "-p", 1, 65535)
-      : DEFAULT_SPA_PORT;
   return {
     input,
     keys,
     server: destination,
-    port,
+    port: opts.randPort ? randomServerPort(randomValue) : parseServerPort(opts),
     transport: parseTransport(opts.serverProto),
-    sourcePort: opts.sourcePort ? parseIntOption(opts.sourcePort, "-S", 1, 65535) : undefined,
+    sourcePort: parseSourcePort(opts),
   };
 }
 
@@ -210,14 +203,14 @@ export interface KnockResult {
   readonly profile: "fwknop" | "jose";
   readonly server: string;
   readonly port: number;
-  readonly transport: Transport;
+  readonly transport: SpaTransport;
   readonly wire: string;
 }
 
 interface Delivery {
   readonly server: string;
   readonly port: number;
-  readonly transport: Transport;
+  readonly transport: SpaTransport;
   readonly sourcePort: number | undefined;
 }
 
@@ -321,9 +314,7 @@ async function knockFwknop(opts: ClientOptions, out: (line: string) => void): Pr
   try {
     built = buildSpaPacket(plan.input, plan.keys, randomBytes(8));
   } catch (err) {
-    // A field fwknopd would refuse (username, message too long...) is the user's to fix.
-    if (err instanceof SpaError && err.code !== "KEY_INVALID") throw new UsageError(err.message);
-    throw err;
+    throw asUsageError(err);
   }
   if (built.wire.length >= MIN_GNUPG_MSG_SIZE) {
     // Receivers (fwknopd included) classify 400+ characters as GPG and refuse it as Rijndael.

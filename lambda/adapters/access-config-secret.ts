@@ -17,8 +17,10 @@ import {
   type AccessStanza,
   type AuthorizedKeySet,
   authorizedKeysNames,
+  type ConfLine,
   importAuthorizedKeys,
   importPrivateJwk,
+  isSpaError,
   type JosePrivateKey,
   parseAccessConf,
   parseConfText,
@@ -57,7 +59,7 @@ function parseBundle(text: string, where: string): SecretBundle {
     throw new SpaError("CONFIG_INVALID", `${where}: accessConf (the access.conf text) is missing`);
   }
   const sets = v.authorizedKeys ?? {};
-  if (typeof sets !== "object" || sets === null || Array.isArray(sets)) {
+  if (typeof sets !== "object" || Array.isArray(sets)) {
     throw new SpaError("CONFIG_INVALID", `${where}: authorizedKeys is not an object of JWK Sets`);
   }
   return {
@@ -67,12 +69,36 @@ function parseBundle(text: string, where: string): SecretBundle {
   };
 }
 
-/** A key's own complaint (KEY_INVALID) becomes a configuration error of the secret. */
-async function asConfig<T>(load: () => Promise<T>): Promise<T> {
+/**
+ * The key sets the AUTHORIZED_KEYS lines name, and the server key, from the bundle. A key's own
+ * complaint (KEY_INVALID) becomes a configuration error of the secret.
+ */
+async function importKeys(
+  bundle: SecretBundle,
+  lines: readonly ConfLine[],
+  where: string,
+): Promise<{ sets: Map<string, AuthorizedKeySet>; serverKey: JosePrivateKey | null }> {
   try {
-    return await load();
+    const sets = new Map<string, AuthorizedKeySet>();
+    for (const name of authorizedKeysNames(lines)) {
+      const set = bundle.authorizedKeys[name];
+      if (set === undefined) {
+        throw new SpaError(
+          "CONFIG_INVALID",
+          `${where}: AUTHORIZED_KEYS ${name} is not in authorizedKeys`,
+        );
+      }
+      // core's importers read a key file's text; here the key is a member of the bundle.
+      const text = JSON.stringify(set);
+      sets.set(name, await importAuthorizedKeys(text, `${where} authorizedKeys.${name}`));
+    }
+    const serverKey =
+      bundle.serverKey === undefined
+        ? null
+        : await importPrivateJwk(JSON.stringify(bundle.serverKey), "X25519", `${where} serverKey`);
+    return { sets, serverKey };
   } catch (err) {
-    if (err instanceof SpaError && err.code === "KEY_INVALID")
+    if (isSpaError(err) && err.code === "KEY_INVALID")
       throw new SpaError("CONFIG_INVALID", err.message);
     throw err;
   }
@@ -97,28 +123,7 @@ export class AccessConfigSecret {
     const where = `secret:${this.secretId}`;
     const bundle = parseBundle(text, where);
     const lines = parseConfText(bundle.accessConf, where);
-    const sets = new Map<string, AuthorizedKeySet>();
-    for (const name of authorizedKeysNames(lines)) {
-      const set = bundle.authorizedKeys[name];
-      if (set === undefined) {
-        throw new SpaError(
-          "CONFIG_INVALID",
-          `${where}: AUTHORIZED_KEYS ${name} is not in authorizedKeys`,
-        );
-      }
-      sets.set(
-        name,
-        await asConfig(() =>
-          importAuthorizedKeys(JSON.stringify(set), `${where} authorizedKeys.${name}`),
-        ),
-      );
-    }
-    const serverKey =
-      bundle.serverKey === undefined
-        ? null
-        : await asConfig(() =>
-            importPrivateJwk(JSON.stringify(bundle.serverKey), "X25519", `${where} serverKey`),
-          );
+    const { sets, serverKey } = await importKeys(bundle, lines, where);
     const stanzas = parseAccessConf(lines, {
       allowSecurityGroups: true,
       ignored: () => {},

@@ -71,8 +71,9 @@ export function firewallError(err: unknown, what: string): SpaError {
 
 /** The rule a knock meant to refresh is gone (revoked meanwhile). */
 class RuleVanished extends Error {
-  constructor(readonly ruleId: string) {
-    super(`rule ${ruleId} vanished`);
+  /** `what` names the rule for log lines: its id, or the address and port when none was found. */
+  constructor(readonly what: string) {
+    super(`rule ${what} vanished`);
   }
 }
 
@@ -83,12 +84,17 @@ export interface RuleSource {
   readonly cidr: string;
 }
 
+/** The single-address rule source of one address: its /32 or its /128. */
+function sourceOf(ip: IpAddress): RuleSource {
+  return { family: ip.family, cidr: `${ip.text}/${ip.family === 4 ? 32 : 128}` };
+}
+
 /** The rule source for a grant's address; an IPv4-mapped IPv6 address is its IPv4 address. */
 export function ruleSource(sourceIp: string): RuleSource {
   const ip = parseIpAddress(sourceIp);
   if (ip === null)
     throw new SpaError("FIREWALL_FAILED", `"${sourceIp.slice(0, 64)}" is not an IP address`);
-  return { family: ip.family, cidr: `${ip.text}/${ip.family === 4 ? 32 : 128}` };
+  return sourceOf(ip);
 }
 
 /**
@@ -106,19 +112,17 @@ function singleAddress(cidr: string | undefined): IpAddress | null {
 
 /** The rule's own source, when it is one address of the family its field says. */
 function sourceOfRule(rule: SecurityGroupRule): RuleSource | null {
-  const v4 = rule.CidrIpv4 !== undefined ? singleAddress(rule.CidrIpv4) : null;
-  if (v4?.family === 4) return { family: 4, cidr: `${v4.text}/32` };
-  const v6 = rule.CidrIpv6 !== undefined ? singleAddress(rule.CidrIpv6) : null;
-  if (v6?.family === 6) return { family: 6, cidr: `${v6.text}/128` };
-  return null;
+  const v4 = singleAddress(rule.CidrIpv4);
+  if (v4?.family === 4) return sourceOf(v4);
+  const v6 = singleAddress(rule.CidrIpv6);
+  return v6?.family === 6 ? sourceOf(v6) : null;
 }
 
 function matches(rule: SecurityGroupRule, source: RuleSource, port: ProtoPort): boolean {
-  const own = sourceOfRule(rule);
   return (
     rule.IsEgress === false &&
-    own?.family === source.family &&
-    own.cidr === source.cidr &&
+    // The CIDR text names the family too: a /32 has no ":", a /128 has.
+    sourceOfRule(rule)?.cidr === source.cidr &&
     rule.IpProtocol === port.proto &&
     rule.FromPort === port.port &&
     rule.ToPort === port.port
@@ -203,22 +207,17 @@ export class SecurityGroupFirewall implements Firewall {
       if (!(err instanceof RuleVanished)) throw err;
       this.options.log(
         "the rule expired or was revoked while this knock refreshed it; authorizing anew",
-        {
-          groupId,
-          ruleId: err.ruleId,
-        },
+        { groupId, rule: err.what },
       );
-      try {
-        return await this.authorizeOrRefresh(ec2, groupId, port, grant);
-      } catch (again) {
-        if (again instanceof RuleVanished) {
-          throw new SpaError(
-            "FIREWALL_FAILED",
-            `${groupId}: ${again.ruleId} revoked twice while refreshing`,
-          );
-        }
-        throw again;
-      }
+    }
+    try {
+      return await this.authorizeOrRefresh(ec2, groupId, port, grant);
+    } catch (err) {
+      if (!(err instanceof RuleVanished)) throw err;
+      throw new SpaError(
+        "FIREWALL_FAILED",
+        `${groupId}: ${err.what} vanished twice while this knock refreshed it`,
+      );
     }
   }
 
@@ -257,7 +256,11 @@ export class SecurityGroupFirewall implements Firewall {
     }
     // Already open for this address and port: refresh its expiry instead.
     const existing = await this.findRule(ec2, groupId, source, port);
-    if (!existing?.SecurityGroupRuleId) throw new RuleVanished("(unknown)");
+    if (!existing?.SecurityGroupRuleId) {
+      throw new RuleVanished(
+        `for ${source.cidr} ${port.proto}/${port.port} (EC2 said duplicate, then listed none)`,
+      );
+    }
     const ruleId = existing.SecurityGroupRuleId;
     if (!existing.Tags?.some((t) => t.Key === TAG.managed)) {
       // Someone else's rule (an admin's permanent one) already lets this address in. Never tag,

@@ -273,6 +273,8 @@ describe("a dual-stack VPC (ipv6: true)", () => {
     expect(script).not.toContain("--listen 0.0.0.0");
   });
 
+  // The VPC here is an imported one; the default shape's new IPv4-only VPC is checked in
+  // spa-knocker.test.ts.
   it("keeps an IPv4-only VPC's relay IPv4-only", () => {
     const sg = resourceNamed(
       ha.template,

@@ -506,6 +506,13 @@ describe("relay", () => {
     });
   });
 
+  it("runs in a new VPC that is IPv4 only, ipv6 being off by default", () => {
+    s.template.resourceCountIs("AWS::EC2::VPCCidrBlock", 0);
+    const subnets = Object.values(s.template.findResources("AWS::EC2::Subnet"));
+    expect(subnets.length).toBeGreaterThan(0);
+    for (const subnet of subnets) expect(subnet.Properties.Ipv6CidrBlock).toBeUndefined();
+  });
+
   it("listens on udp/62201 from anywhere, with HTTPS as the only way out", () => {
     const sg = resourceNamed(s.template, "AWS::EC2::SecurityGroup", "SpaKnockerRelaySecurityGroup");
     expect(sg.Properties.SecurityGroupIngress).toEqual([

@@ -6,7 +6,7 @@ import { compactDecrypt, compactVerify, decodeProtectedHeader } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyRc, loadRcContext, rcValuesFor, saveRcStanza } from "../../cli/client-settings.js";
 import { knockWithOptions, planKnock } from "../../cli/commands/knock.js";
-import { checkJoseOptions, planJoseKnock } from "../../cli/commands/knock-jose.js";
+import { checkJoseOptions, type JoseKeys, planJoseKnock } from "../../cli/commands/knock-jose.js";
 import { UsageError } from "../../cli/exit-codes.js";
 import { importPrivateJwk, importPublicJwk } from "../../core/index.js";
 import { type TestJwkPair, testKeyPair } from "../helpers/jose-packets.js";
@@ -40,10 +40,16 @@ describe("JOSE-profile knocks", () => {
   let signingFile: string;
   let serverFile: string;
   let serverPrivateFile: string;
+  /** The two keys as the client imports them, for planJoseKnock. */
+  let keys: JoseKeys;
 
   beforeAll(async () => {
     signer = await testKeyPair("Ed25519");
     server = await testKeyPair("X25519");
+    keys = {
+      signingKey: await importPrivateJwk(JSON.stringify(signer.privateJwk), "Ed25519", "t"),
+      serverKey: await importPublicJwk(JSON.stringify(server.publicJwk), "X25519", "t"),
+    };
     signingFile = join(dir, "me.jwk");
     serverFile = join(dir, "server.pub.jwk");
     serverPrivateFile = join(dir, "server.jwk");
@@ -113,11 +119,7 @@ describe("JOSE-profile knocks", () => {
     );
   });
 
-  it("-s sends 0.0.0.0 to an IPv4 server and :: to an IPv6 one", async () => {
-    const keys = {
-      signingKey: await importPrivateJwk(JSON.stringify(signer.privateJwk), "Ed25519", "t"),
-      serverKey: await importPublicJwk(JSON.stringify(server.publicJwk), "X25519", "t"),
-    };
+  it("-s sends 0.0.0.0 to an IPv4 server and :: to an IPv6 one", () => {
     const opts = { ...base(), sourceIp: true };
     expect(planJoseKnock(opts, keys, 4, fixedEnv).request.allowIp).toBe("0.0.0.0");
     const v6 = planJoseKnock({ ...opts, destination: "2001:db8:5a::1" }, keys, 6, fixedEnv);
@@ -125,11 +127,7 @@ describe("JOSE-profile knocks", () => {
     expect(v6.server).toBe("2001:db8:5a::1");
   });
 
-  it("plans -a (canonical IPv6), -A, -f, -U, -p and the time offset", async () => {
-    const keys = {
-      signingKey: await importPrivateJwk(JSON.stringify(signer.privateJwk), "Ed25519", "t"),
-      serverKey: await importPublicJwk(JSON.stringify(server.publicJwk), "X25519", "t"),
-    };
+  it("plans -a (canonical IPv6), -A, -f, -U, -p and the time offset", () => {
     const plan = planJoseKnock(
       {
         ...base(),
@@ -165,17 +163,22 @@ describe("JOSE-profile knocks", () => {
   });
 
   it("fwknop-format packets refuse an IPv6 -a and say what would carry it", () => {
-    const keys = { key: Buffer.from("k"), mode: "cbc", hmacKey: null, hmacType: "sha256" } as const;
+    const fwknopKeys = {
+      key: Buffer.from("k"),
+      mode: "cbc",
+      hmacKey: null,
+      hmacType: "sha256",
+    } as const;
     expect(() =>
       planKnock(
         { destination: "127.0.0.1", access: "tcp/22", allowIp: "2001:db8::7" },
-        keys,
+        fwknopKeys,
         fixedEnv,
       ),
     ).toThrow(/IPv4 addresses only.*--signing-key/);
     const plan = planKnock(
       { destination: "2001:db8:5a::1", access: "tcp/22", allowIp: "198.18.0.2" },
-      keys,
+      fwknopKeys,
       fixedEnv,
     );
     expect(plan.server).toBe("2001:db8:5a::1");

@@ -1,19 +1,21 @@
 import { createServer, type Server } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hostPort, resolveServer, withoutBrackets } from "../../cli/server-address.js";
+import {
+  hostPort,
+  type LookupAll,
+  resolveServer,
+  withoutBrackets,
+} from "../../cli/server-address.js";
 import { portDidNotOpenMessage, waitForTcpPort } from "../../cli/wait-for-port.js";
 
 describe("resolveServer", () => {
+  const resolvesTo = (host: string, lookupAll: LookupAll, address: string, family: 4 | 6) =>
+    expect(resolveServer(host, lookupAll)).resolves.toEqual({ address, family });
+
   it("keeps IP literals, IPv6 included, without a lookup", async () => {
     const noLookup = () => Promise.reject(new Error("looked up"));
-    await expect(resolveServer("2001:db8:5a::1", noLookup)).resolves.toEqual({
-      address: "2001:db8:5a::1",
-      family: 6,
-    });
-    await expect(resolveServer("198.18.0.1", noLookup)).resolves.toEqual({
-      address: "198.18.0.1",
-      family: 4,
-    });
+    await resolvesTo("2001:db8:5a::1", noLookup, "2001:db8:5a::1", 6);
+    await resolvesTo("198.18.0.1", noLookup, "198.18.0.1", 4);
   });
 
   it("takes the IPv4 address of a name that has both, the IPv6 one of a name with only AAAA", async () => {
@@ -22,14 +24,8 @@ describe("resolveServer", () => {
       { address: "198.18.0.10", family: 4 },
     ];
     const onlyAaaa = async () => [{ address: "2001:db8::11", family: 6 }];
-    await expect(resolveServer("dual.example", both)).resolves.toEqual({
-      address: "198.18.0.10",
-      family: 4,
-    });
-    await expect(resolveServer("v6only.example", onlyAaaa)).resolves.toEqual({
-      address: "2001:db8::11",
-      family: 6,
-    });
+    await resolvesTo("dual.example", both, "198.18.0.10", 4);
+    await resolvesTo("v6only.example", onlyAaaa, "2001:db8::11", 6);
   });
 
   it("says which name did not resolve", async () => {

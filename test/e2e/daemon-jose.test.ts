@@ -6,7 +6,6 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { fwknopClientSkipReason } from "../helpers/fwknop-client.js";
 import {
   authorizedKeysText,
   buildWithJose,
@@ -33,6 +32,7 @@ import {
   spaknockdSkipReason,
   spaknockKnock,
   startSpaknockd,
+  writeJoseKeyFiles,
 } from "../helpers/spaknockd.js";
 
 const GUARDED_PORT = 2022;
@@ -43,11 +43,8 @@ const EXPIRY_SLACK_MS = 2_500;
 const CLOSED_CHECK_MS = 700;
 
 for (const backend of ["nftables", "iptables"] as const satisfies readonly FirewallBackend[]) {
-  const skip =
-    netnsSkipReason() ??
-    ipv6SkipReason() ??
-    spaknockdSkipReason(backend) ??
-    fwknopClientSkipReason();
+  // The fwknop-format knocks come from the spaknock CLI: no fwknop client is needed.
+  const skip = netnsSkipReason() ?? ipv6SkipReason() ?? spaknockdSkipReason(backend);
   describe.skipIf(skip !== undefined)(
     `spaknockd with JOSE packets, ${backend}${skip === undefined ? "" : ` (skipped: ${skip})`}`,
     { sequential: true },
@@ -64,7 +61,7 @@ function scenario(backend: FirewallBackend): void {
   let server: TestJwkPair;
   let serverIp6: string;
   let clientIp6: string;
-  let keyDir: string;
+  let authorizedKeysFile: string;
 
   const open = (to: string, sourceIp?: string, timeoutMs = 1_500) =>
     tcpConnect(net, net.client.ns, to, GUARDED_PORT, timeoutMs, sourceIp ? { sourceIp } : {});
@@ -102,13 +99,10 @@ function scenario(backend: FirewallBackend): void {
     net = await createTestNet();
     serverIp6 = net.server.ip6 as string;
     clientIp6 = net.client.ip6 as string;
-    keyDir = net.makeTempDir("jose-keys");
-    const serverKeyFile = join(keyDir, "server.jwk");
-    const authorizedKeysFile = join(keyDir, "team.jwks");
-    writeFileSync(serverKeyFile, JSON.stringify(server.privateJwk), { mode: 0o600 });
-    writeFileSync(authorizedKeysFile, authorizedKeysText([{ key: alice, name: "alice" }]), {
-      mode: 0o644,
-    });
+    const keyFiles = await writeJoseKeyFiles(net.makeTempDir("jose-keys"), server, [
+      { key: alice, name: "alice" },
+    ]);
+    authorizedKeysFile = keyFiles.authorizedKeysFile;
     await startTcpListener(net, net.server.ns, GUARDED_PORT, "::");
     if (backend === "iptables") await closeServerTcp(net, "reset", String(GUARDED_PORT), [4, 6]);
     daemon = await startSpaknockd(net, {
@@ -123,7 +117,7 @@ function scenario(backend: FirewallBackend): void {
           extraLines: [`AUTHORIZED_KEYS ${authorizedKeysFile}`],
         },
       ],
-      extraConfLines: [`SERVER_KEY_FILE ${serverKeyFile}`],
+      extraConfLines: [`SERVER_KEY_FILE ${keyFiles.serverKeyFile}`],
     });
   }, 60_000);
 
@@ -200,7 +194,7 @@ function scenario(backend: FirewallBackend): void {
     await daemon.waitForLog(refused("JOSE_KEY_UNKNOWN"), 10_000, from);
     expect(await closed(net.server.ip)).toBe(true);
 
-    writeFileSync(join(keyDir, "team.jwks"), authorizedKeysText([{ key: bob, name: "bob" }]));
+    writeFileSync(authorizedKeysFile, authorizedKeysText([{ key: bob, name: "bob" }]));
     from = daemon.mark();
     daemon.sighup();
     await daemon.waitForLog(/reloaded: 1 access stanza/, 10_000, from);
@@ -208,7 +202,7 @@ function scenario(backend: FirewallBackend): void {
     await daemon.waitForLog(refused("JOSE_KEY_UNKNOWN"), 10_000, from);
     expect(await closed(net.server.ip)).toBe(true);
 
-    writeFileSync(join(keyDir, "team.jwks"), authorizedKeysText([{ key: alice, name: "alice" }]));
+    writeFileSync(authorizedKeysFile, authorizedKeysText([{ key: alice, name: "alice" }]));
     from = daemon.mark();
     daemon.sighup();
     await daemon.waitForLog(/reloaded: 1 access stanza/, 10_000, from);

@@ -9,13 +9,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { fwknopClientSkipReason } from "../helpers/fwknop-client.js";
-import {
-  authorizedKeysText,
-  buildWithJose,
-  type TestJwkPair,
-  testKeyPair,
-} from "../helpers/jose-packets.js";
+import { buildWithJose, type TestJwkPair, testKeyPair } from "../helpers/jose-packets.js";
 import {
   closeServerTcp,
   createTestNet,
@@ -35,6 +29,7 @@ import {
   spaknockdSkipReason,
   spaknockKnock,
   startSpaknockd,
+  writeJoseKeyFiles,
 } from "../helpers/spaknockd.js";
 
 const SPA_PORT = 62201;
@@ -60,11 +55,8 @@ interface GrantJson {
 }
 
 for (const backend of ["nftables", "iptables"] as const satisfies readonly FirewallBackend[]) {
-  const skip =
-    netnsSkipReason() ??
-    ipv6SkipReason() ??
-    spaknockdSkipReason(backend) ??
-    fwknopClientSkipReason();
+  // The fwknop-format knocks come from the spaknock CLI: no fwknop client is needed.
+  const skip = netnsSkipReason() ?? ipv6SkipReason() ?? spaknockdSkipReason(backend);
   describe.skipIf(skip !== undefined)(
     `spaknockd --fw-list --json and --fw-revoke, ${backend}${skip === undefined ? "" : ` (skipped: ${skip})`}`,
     { sequential: true },
@@ -135,14 +127,11 @@ function scenario(backend: FirewallBackend): void {
     serverIp6 = net.server.ip6 as string;
     clientIp6 = net.client.ip6 as string;
     const dir = net.makeTempDir("revoke");
-    const serverKeyFile = join(dir, "server.jwk");
-    const authorizedKeysFile = join(dir, "team.jwks");
+    const { serverKeyFile, authorizedKeysFile } = await writeJoseKeyFiles(dir, server, [
+      { key: alice, name: "alice" },
+    ]);
     const hook = join(dir, "notify.sh");
     eventsPath = join(dir, "events.log");
-    writeFileSync(serverKeyFile, JSON.stringify(server.privateJwk), { mode: 0o600 });
-    writeFileSync(authorizedKeysFile, authorizedKeysText([{ key: alice, name: "alice" }]), {
-      mode: 0o644,
-    });
     writeFileSync(eventsPath, "");
     // One write per notification (hooks may run side by side): read stdin first, then append.
     writeFileSync(

@@ -1,11 +1,18 @@
 /**
  * Shared material for the Lambda tests: fixed keys that appear both in real SPA packets and in the
  * access.conf text the mocked Secrets Manager returns, a fixed clock, the knock environment,
- * function URL events, a recording logger, and AWS clients that can never reach a real endpoint.
+ * function URL events, a recording logger, AWS clients that can never reach a real endpoint, and the
+ * EC2 answers (errors, spaknock's tags, DescribeSecurityGroupRules per group) the tests mock.
  */
 import { randomBytes } from "node:crypto";
 import { DynamoDBClient, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
-import { EC2Client } from "@aws-sdk/client-ec2";
+import {
+  DescribeSecurityGroupRulesCommand,
+  EC2Client,
+  EC2ServiceException,
+  type SecurityGroupRule,
+  type Tag,
+} from "@aws-sdk/client-ec2";
 import { SchedulerClient } from "@aws-sdk/client-scheduler";
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SNSClient } from "@aws-sdk/client-sns";
@@ -15,7 +22,13 @@ import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, beforeAll } from "vitest";
 import { buildSpaPacket, randomValueFromBytes, type SpaKeys } from "../../core/index.js";
 import type { AwsClients, StructuredLog } from "../../lambda/clients.js";
-import { type KnockEnvironment, knockEnvironment } from "../../lambda/environment.js";
+import {
+  type KnockEnvironment,
+  knockEnvironment,
+  revokeEnvironment,
+} from "../../lambda/environment.js";
+import { createKnockService } from "../../lambda/knock-service.js";
+import { createRevokeService } from "../../lambda/revoke-service.js";
 
 /** 2026-11-25T12:00:00Z: the clock every mocked test runs at. */
 export const NOW_MS = Date.UTC(2026, 10, 25, 12, 0, 0);
@@ -187,6 +200,24 @@ export function knockEnv(overrides: Record<string, string> = {}): KnockEnvironme
   });
 }
 
+/** The knock function's work at NOW_MS with knockEnv(env), and the log it writes. */
+export function knockService(env: Record<string, string> = {}) {
+  const log = new RecordingLog();
+  return { knock: createKnockService(knockEnv(env), awsClients(), log, () => NOW_MS), log };
+}
+
+/** The revoke and sweep functions' work at NOW_MS, managing SG_A and SG_B, and their log. */
+export function revokeService(env: Record<string, string> = {}) {
+  const log = new RecordingLog();
+  const svc = createRevokeService(
+    revokeEnvironment.parse({ MANAGED_GROUPS: `${SG_A},${SG_B}`, ...env }),
+    awsClients(),
+    log,
+    () => NOW_MS,
+  );
+  return { svc, log };
+}
+
 export interface LogEntry {
   readonly level: "info" | "warn" | "error";
   readonly message: string;
@@ -270,4 +301,34 @@ export function inputsOf<TCmdIn extends object>(
   command: new (...args: never[]) => { readonly input: TCmdIn },
 ): TCmdIn[] {
   return mock.commandCalls(command as never).map((c) => (c.args[0] as { input: TCmdIn }).input);
+}
+
+/** An EC2 API error as the SDK throws it: `name` is EC2's error code. */
+export function ec2Error(name: string, message = name): EC2ServiceException {
+  return new EC2ServiceException({ name, $fault: "client", $metadata: {}, message });
+}
+
+/** When a grant made at NOW_SEC under accessConf()'s FW_ACCESS_TIMEOUT 30 expires. */
+export const GRANT_EXPIRES = NOW_SEC + 30;
+
+/** The tags spaknock writes on a rule of stanza #1, written out independently of the adapter. */
+export function managedTags(expires = GRANT_EXPIRES, user = "alice"): Tag[] {
+  return [
+    { Key: "spaknock:managed", Value: "true" },
+    { Key: "spaknock:user", Value: user },
+    { Key: "spaknock:expires", Value: String(expires) },
+    { Key: "spaknock:stanza", Value: "1" },
+  ];
+}
+
+/** DescribeSecurityGroupRules answers, in one page, with the rules of the group it filters on. */
+export function describeRulesPerGroup(
+  ec2: ReturnType<typeof mockAwsExceptDynamoDb>["ec2"],
+  rulesOf: (groupId: string) => SecurityGroupRule[],
+): void {
+  ec2.on(DescribeSecurityGroupRulesCommand).callsFake((input) => ({
+    SecurityGroupRules: rulesOf(
+      (input as { Filters: { Values: string[] }[] }).Filters[0]?.Values[0] ?? "",
+    ),
+  }));
 }

@@ -126,10 +126,11 @@ export function findExecutable(name: string): string | undefined {
   return undefined;
 }
 
+const kernelHasIpv6 = (): boolean => existsSync("/proc/sys/net/ipv6");
+
 /** Why IPv6 tests cannot run in a test net, or undefined when they can (netnsSkipReason first). */
 export function ipv6SkipReason(): string | undefined {
-  if (!existsSync("/proc/sys/net/ipv6"))
-    return peerSkipReason({ reason: "the kernel has no IPv6" });
+  if (!kernelHasIpv6()) return peerSkipReason({ reason: "the kernel has no IPv6" });
   if (findExecutable("ip6tables") === undefined)
     return peerSkipReason({ reason: "`ip6tables` is not installed", aptPackage: "iptables" });
   return undefined;
@@ -162,9 +163,7 @@ export async function createTestNet(): Promise<TestNet> {
   // logs and rules from concurrent runs (other pids, worker threads) easy to tell apart.
   const subnetIndex = (process.pid * 16 + threadId * 4 + n) % SUBNET_COUNT;
   const subnetPrefix = `198.${18 + Math.floor(subnetIndex / 256)}.${subnetIndex % 256}`;
-  const subnet6Prefix = existsSync("/proc/sys/net/ipv6")
-    ? `2001:db8:5a:${subnetIndex.toString(16)}:`
-    : null;
+  const subnet6Prefix = kernelHasIpv6() ? `2001:db8:5a:${subnetIndex.toString(16)}:` : null;
   const server: NetnsEndpoint = {
     ns: `${NS_PREFIX}${id}-srv`,
     ip: `${subnetPrefix}.1`,

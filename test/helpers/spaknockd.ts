@@ -14,6 +14,7 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type FwknopdStanza, renderAccessConf } from "./fwknopd.js";
+import { authorizedKeysText, type TestJwkPair } from "./jose-packets.js";
 import { type ExecResult, findExecutable, type TestNet, terminate } from "./netns.js";
 import { peerSkipReason } from "./peers.js";
 import { ProcessLog } from "./process-log.js";
@@ -422,6 +423,29 @@ export function randomSpaKeys(): SpaknockKeys {
     keyBase64: randomBytes(32).toString("base64"),
     hmacKeyBase64: randomBytes(64).toString("base64"),
   };
+}
+
+/** The JOSE profile's key files, for `SERVER_KEY_FILE` and a stanza's `AUTHORIZED_KEYS`. */
+export interface JoseKeyFiles {
+  /** The server's private X25519 JWK, 0600. */
+  readonly serverKeyFile: string;
+  /** The users' public keys as a JWK Set, 0644 (public keys may be read by anyone). */
+  readonly authorizedKeysFile: string;
+}
+
+/** Writes `server.jwk` and `team.jwks` into `dir`, with the modes spaknockd expects. */
+export async function writeJoseKeyFiles(
+  dir: string,
+  server: TestJwkPair,
+  users: readonly { key: TestJwkPair; name: string }[],
+): Promise<JoseKeyFiles> {
+  const files = {
+    serverKeyFile: join(dir, "server.jwk"),
+    authorizedKeysFile: join(dir, "team.jwks"),
+  };
+  await writeFile(files.serverKeyFile, JSON.stringify(server.privateJwk), { mode: 0o600 });
+  await writeFile(files.authorizedKeysFile, authorizedKeysText(users), { mode: 0o644 });
+  return files;
 }
 
 export interface KnockRequest {

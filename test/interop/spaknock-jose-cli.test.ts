@@ -22,8 +22,12 @@ describe.skipIf(skipReason !== undefined)("spaknock -T (JOSE profile) read with 
   const signingFile = join(dir, "alice.jwk");
   const serverPrivateFile = join(dir, "server.jwk");
   const serverPublicFile = join(dir, "server.pub.jwk");
+  /** The options of a JOSE-profile knock that prints its packet and sends nothing. */
+  const joseTest = ["--signing-key", signingFile, "--server-key", serverPublicFile, "-T"];
   let signerPublic: Record<string, string>;
   let serverPublic: Record<string, string>;
+  let serverKey: Awaited<ReturnType<typeof importJWK>>;
+  let signerKey: Awaited<ReturnType<typeof importJWK>>;
 
   beforeAll(async () => {
     const user = await runSpaknock(["keygen", "--ed25519", "-o", signingFile]);
@@ -32,8 +36,13 @@ describe.skipIf(skipReason !== undefined)("spaknock -T (JOSE profile) read with 
     signerPublic = JSON.parse(user.stdout) as Record<string, string>;
     serverPublic = JSON.parse(host.stdout) as Record<string, string>;
     writeFileSync(serverPublicFile, host.stdout);
+    serverKey = await importJWK(JSON.parse(readFileSync(serverPrivateFile, "utf8")), "ECDH-ES");
+    signerKey = await importJWK(signerPublic, "EdDSA");
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** The datagram `-T` prints as its last line. */
+  const printedWire = (stdout: string) => stdout.trimEnd().split("\n").at(-1) as string;
 
   it("keygen writes 0600 private JWKs and prints one public JSON line each", async () => {
     expect(statSync(signingFile).mode & 0o777).toBe(0o600);
@@ -77,21 +86,13 @@ describe.skipIf(skipReason !== undefined)("spaknock -T (JOSE profile) read with 
       ...(timeout === undefined ? [] : ["-f", timeout]),
       "-U",
       "alice",
-      "--signing-key",
-      signingFile,
-      "--server-key",
-      serverPublicFile,
-      "-T",
+      ...joseTest,
     ]);
     expect(result.code, result.stderr).toBe(0);
-    const wire = result.stdout.trimEnd().split("\n").at(-1) as string;
+    const wire = printedWire(result.stdout);
 
     // Assess: jose alone opens and verifies it, and the claims are exactly the profile's.
     expect(wire.length).toBeLessThanOrEqual(1232);
-    const serverKey = await importJWK(
-      JSON.parse(readFileSync(serverPrivateFile, "utf8")),
-      "ECDH-ES",
-    );
     const { plaintext, protectedHeader } = await compactDecrypt(wire, serverKey);
     expect(protectedHeader).toEqual({
       alg: "ECDH-ES",
@@ -107,7 +108,7 @@ describe.skipIf(skipReason !== undefined)("spaknock -T (JOSE profile) read with 
       kid: signerPublic.kid,
       typ: "spa+jwt",
     });
-    const { payload } = await compactVerify(jws, await importJWK(signerPublic, "EdDSA"));
+    const { payload } = await compactVerify(jws, signerKey);
     const claims = JSON.parse(new TextDecoder().decode(payload)) as Record<string, unknown>;
     expect(claims).toEqual({
       v: 1,
@@ -123,28 +124,12 @@ describe.skipIf(skipReason !== undefined)("spaknock -T (JOSE profile) read with 
   });
 
   it("sends a fresh jti in every packet", async () => {
-    const args = [
-      "--no-rc-file",
-      "-D",
-      "198.18.0.1",
-      "-s",
-      "-A",
-      "tcp/22",
-      "--signing-key",
-      signingFile,
-      "--server-key",
-      serverPublicFile,
-      "-T",
-    ];
-    const serverKey = await importJWK(
-      JSON.parse(readFileSync(serverPrivateFile, "utf8")),
-      "ECDH-ES",
-    );
+    const args = ["--no-rc-file", "-D", "198.18.0.1", "-s", "-A", "tcp/22", ...joseTest];
     const jtis = new Set<unknown>();
     for (let i = 0; i < 3; i++) {
-      const wire = (await runSpaknock(args)).stdout.trimEnd().split("\n").at(-1) as string;
+      const wire = printedWire((await runSpaknock(args)).stdout);
       const jws = new TextDecoder().decode((await compactDecrypt(wire, serverKey)).plaintext);
-      const { payload } = await compactVerify(jws, await importJWK(signerPublic, "EdDSA"));
+      const { payload } = await compactVerify(jws, signerKey);
       const claims = JSON.parse(new TextDecoder().decode(payload)) as Record<string, unknown>;
       expect(claims.ip).toBe("0.0.0.0");
       jtis.add(claims.jti);
@@ -167,13 +152,9 @@ describe.skipIf(skipReason !== undefined)("spaknock -T (JOSE profile) read with 
       "60",
       "-U",
       "alice",
-      "--signing-key",
-      signingFile,
-      "--server-key",
-      serverPublicFile,
-      "-T",
+      ...joseTest,
     ]);
-    const wire = sent.stdout.trimEnd().split("\n").at(-1) as string;
+    const wire = printedWire(sent.stdout);
     const decoded = await runSpaknock([
       "decode",
       wire,

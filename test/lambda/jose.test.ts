@@ -6,7 +6,6 @@ import { PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { AuthorizeSecurityGroupIngressCommand } from "@aws-sdk/client-ec2";
 import { CreateScheduleCommand } from "@aws-sdk/client-scheduler";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createKnockService } from "../../lambda/knock-service.js";
 import {
   authorizedKeysText,
   buildWithJose,
@@ -14,14 +13,11 @@ import {
   testKeyPair,
 } from "../helpers/jose-packets.js";
 import {
-  awsClients,
   inputsOf,
   KEY_BASE64,
-  knockEnv,
+  knockService,
   mockAws,
-  NOW_MS,
   NOW_SEC,
-  RecordingLog,
   relayEvent,
   resetAws,
   restoreAws,
@@ -54,11 +50,6 @@ function bundle(overrides: Record<string, unknown> = {}): string {
     serverKey: server.privateJwk,
     ...overrides,
   });
-}
-
-function knockService() {
-  const log = new RecordingLog();
-  return { knock: createKnockService(knockEnv(), awsClients(), log, () => NOW_MS), log };
 }
 
 const packet = (signer = alice, ip = "::") =>

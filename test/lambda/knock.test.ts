@@ -13,10 +13,8 @@ import {
   CreateTagsCommand,
   DescribeSecurityGroupRulesCommand,
   EC2Client,
-  EC2ServiceException,
   ModifySecurityGroupRulesCommand,
   RevokeSecurityGroupIngressCommand,
-  type SecurityGroupRule,
 } from "@aws-sdk/client-ec2";
 import { CreateScheduleCommand, SchedulerServiceException } from "@aws-sdk/client-scheduler";
 import { GetSecretValueCommand } from "@aws-sdk/client-secrets-manager";
@@ -26,19 +24,19 @@ import type { LambdaFunctionURLEvent } from "aws-lambda";
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
 import { replayDigest } from "../../core/index.js";
 import { URL_RESPONSE } from "../../lambda/knock-event.js";
-import { createKnockService } from "../../lambda/knock-service.js";
 import {
   ARNS,
   accessConf,
-  awsClients,
+  describeRulesPerGroup,
+  ec2Error,
   HMAC_KEY_BASE64,
   inputsOf,
   KEY_BASE64,
-  knockEnv,
+  knockService,
+  managedTags,
   mockAws,
   NOW_MS,
   NOW_SEC,
-  RecordingLog,
   relayEvent,
   resetAws,
   restoreAws,
@@ -63,10 +61,6 @@ const RULE_B = "sgr-0b2b2b2b2b2b2b2b2";
 /** The rule id EC2 gives the knock's rule in each group. */
 const ruleOf = (groupId: string) => (groupId === SG_A ? RULE_A : RULE_B);
 
-function ec2Error(name: string, message = name): EC2ServiceException {
-  return new EC2ServiceException({ name, $fault: "client", $metadata: {}, message });
-}
-
 /** Authorize answers with one new rule id per group, as EC2 does. */
 function authorizeCreates(): void {
   for (const groupId of [SG_A, SG_B]) {
@@ -87,15 +81,6 @@ function authorizeCreates(): void {
   }
 }
 
-function tags(user = "alice", expires = EXPIRES) {
-  return [
-    { Key: "spaknock:managed", Value: "true" },
-    { Key: "spaknock:user", Value: user },
-    { Key: "spaknock:expires", Value: String(expires) },
-    { Key: "spaknock:stanza", Value: "1" },
-  ];
-}
-
 function authorizeInput(groupId: string, opts: { cidr?: string; user?: string } = {}) {
   const user = opts.user ?? "alice";
   return {
@@ -113,7 +98,7 @@ function authorizeInput(groupId: string, opts: { cidr?: string; user?: string } 
         ],
       },
     ],
-    TagSpecifications: [{ ResourceType: "security-group-rule", Tags: tags(user) }],
+    TagSpecifications: [{ ResourceType: "security-group-rule", Tags: managedTags(EXPIRES, user) }],
   };
 }
 
@@ -149,12 +134,6 @@ const BOTH_RULES = [
   { groupId: SG_B, ruleId: RULE_B },
 ];
 
-function service(env: Record<string, string> = {}) {
-  const log = new RecordingLog();
-  const knock = createKnockService(knockEnv(env), awsClients(), log, () => NOW_MS);
-  return { knock, log };
-}
-
 function expectNothingOpened(): void {
   expect(mocks.ec2.commandCalls(AuthorizeSecurityGroupIngressCommand)).toHaveLength(0);
   expect(mocks.ec2.commandCalls(ModifySecurityGroupRulesCommand)).toHaveLength(0);
@@ -173,7 +152,7 @@ describe("knock: a grant from a relay event", () => {
   it("authorizes each group, claims the digest, schedules the revoke and notifies", async () => {
     // Prepare
     authorizeCreates();
-    const { knock, log } = service({ NOTIFY_TOPIC_ARN: ARNS.topic });
+    const { knock, log } = knockService({ NOTIFY_TOPIC_ARN: ARNS.topic });
     const spa = spaData();
     const digest = replayDigest(spa);
 
@@ -245,7 +224,7 @@ describe("knock: a grant from a relay event", () => {
 
   it("publishes nothing without NOTIFY_TOPIC_ARN", async () => {
     authorizeCreates();
-    const { knock } = service();
+    const { knock } = knockService();
     await knock.handle(relayEvent(spaData()));
     expect(mocks.ec2.commandCalls(AuthorizeSecurityGroupIngressCommand)).toHaveLength(2);
     expect(mocks.sns.calls()).toHaveLength(0);
@@ -253,7 +232,7 @@ describe("knock: a grant from a relay event", () => {
 
   it("opens the relay's sourceIp when the packet asks for the source address (0.0.0.0)", async () => {
     authorizeCreates();
-    const { knock } = service();
+    const { knock } = knockService();
     await knock.handle(relayEvent(spaData({ message: "0.0.0.0,tcp/22" }), "198.51.100.9"));
     expect(inputsOf(mocks.ec2, AuthorizeSecurityGroupIngressCommand)).toEqual([
       authorizeInput(SG_A, { cidr: "198.51.100.9/32" }),
@@ -263,7 +242,7 @@ describe("knock: a grant from a relay event", () => {
 
   it("reads the access.conf secret once per container", async () => {
     authorizeCreates();
-    const { knock } = service();
+    const { knock } = knockService();
     await knock.handle(relayEvent(spaData()));
     await knock.handle(relayEvent(spaData()));
     expect(mocks.secrets.commandCalls(GetSecretValueCommand)).toHaveLength(1);
@@ -280,7 +259,7 @@ describe("knock: a grant from a relay event", () => {
         message: "quota",
       }),
     );
-    const { knock, log } = service();
+    const { knock, log } = knockService();
     await knock.handle(relayEvent(spaData()));
     expect(mocks.ec2.commandCalls(AuthorizeSecurityGroupIngressCommand)).toHaveLength(2);
     expect(mocks.ec2.commandCalls(RevokeSecurityGroupIngressCommand)).toHaveLength(0);
@@ -292,8 +271,7 @@ describe("knock: a grant from a relay event", () => {
 describe("knock: a refresh of a rule that is already open", () => {
   /** DescribeSecurityGroupRules lists, for each group, noise and then the rule for SOURCE. */
   function describeFinds(managed: boolean, expiresAt = NOW_SEC + 5): void {
-    mocks.ec2.on(DescribeSecurityGroupRulesCommand).callsFake((input) => {
-      const groupId = (input as { Filters: { Values: string[] }[] }).Filters[0]?.Values[0] ?? "";
+    describeRulesPerGroup(mocks.ec2, (groupId) => {
       const base = {
         GroupId: groupId,
         IpProtocol: "tcp",
@@ -301,7 +279,7 @@ describe("knock: a refresh of a rule that is already open", () => {
         ToPort: 22,
         CidrIpv4: `${SOURCE}/32`,
       };
-      const rules: SecurityGroupRule[] = [
+      return [
         { ...base, SecurityGroupRuleId: "sgr-0000000000000000e", IsEgress: true },
         { ...base, SecurityGroupRuleId: "sgr-0000000000000000f", CidrIpv4: "192.0.2.1/32" },
         { ...base, SecurityGroupRuleId: "sgr-00000000000000010", FromPort: 443, ToPort: 443 },
@@ -309,10 +287,9 @@ describe("knock: a refresh of a rule that is already open", () => {
           ...base,
           SecurityGroupRuleId: ruleOf(groupId),
           IsEgress: false,
-          Tags: managed ? tags("alice", expiresAt) : [{ Key: "Name", Value: "office" }],
+          Tags: managed ? managedTags(expiresAt) : [{ Key: "Name", Value: "office" }],
         },
       ];
-      return { SecurityGroupRules: rules };
     });
   }
 
@@ -327,7 +304,7 @@ describe("knock: a refresh of a rule that is already open", () => {
         ),
       );
     describeFinds(true);
-    const { knock, log } = service();
+    const { knock, log } = knockService();
 
     // Act
     await knock.handle(relayEvent(spaData()));
@@ -359,8 +336,8 @@ describe("knock: a refresh of a rule that is already open", () => {
       })),
     );
     expect(inputsOf(mocks.ec2, CreateTagsCommand)).toEqual([
-      { Resources: [RULE_A], Tags: tags() },
-      { Resources: [RULE_B], Tags: tags() },
+      { Resources: [RULE_A], Tags: managedTags() },
+      { Resources: [RULE_B], Tags: managedTags() },
     ]);
     expect(mocks.ec2.commandCalls(RevokeSecurityGroupIngressCommand)).toHaveLength(0);
     expect(inputsOf(mocks.scheduler, CreateScheduleCommand)).toEqual([
@@ -375,7 +352,7 @@ describe("knock: a refresh of a rule that is already open", () => {
       .on(AuthorizeSecurityGroupIngressCommand)
       .rejects(ec2Error("InvalidPermission.Duplicate"));
     mocks.ec2.on(DescribeSecurityGroupRulesCommand).resolves({ SecurityGroupRules: [] });
-    const { knock, log } = service();
+    const { knock, log } = knockService();
     await knock.handle(relayEvent(spaData()));
     // The rule may have been revoked in between (issue 16.4): the knock tries once more, then
     // gives up rather than loop.
@@ -397,7 +374,7 @@ describe("knock: a refresh of a rule that is already open", () => {
         });
     describeFinds(true, NOW_SEC - 5);
     mocks.ec2.on(RevokeSecurityGroupIngressCommand).resolves({ Return: true });
-    const { knock, log } = service();
+    const { knock, log } = knockService();
 
     // Act
     await knock.handle(relayEvent(spaData()));
@@ -439,14 +416,14 @@ describe("knock: a refresh of a rule that is already open", () => {
           FromPort: 22,
           ToPort: 22,
           CidrIpv4: `${SOURCE}/32`,
-          Tags: tags("alice", NOW_SEC + 5),
+          Tags: managedTags(NOW_SEC + 5),
         },
       ],
     });
     mocks.ec2
       .on(ModifySecurityGroupRulesCommand)
       .rejects(ec2Error("InvalidSecurityGroupRuleId.NotFound"));
-    const { knock, log } = service();
+    const { knock, log } = knockService();
 
     // Act
     await knock.handle(relayEvent(spaData()));
@@ -470,7 +447,7 @@ describe("knock: a refresh of a rule that is already open", () => {
       .on(AuthorizeSecurityGroupIngressCommand, { GroupId: SG_B })
       .rejects(ec2Error("UnauthorizedOperation"));
     describeFinds(true);
-    const { knock, log } = service();
+    const { knock, log } = knockService();
     // Act
     await knock.handle(relayEvent(spaData()));
     // Assess: modified twice (refresh, then restore), re-tagged with the new then the old expiry
@@ -483,7 +460,7 @@ describe("knock: a refresh of a rule that is already open", () => {
     // The restore writes the whole old tag set: IAM allows re-tagging only with spaknock:managed.
     expect(inputsOf(mocks.ec2, CreateTagsCommand)[1]).toEqual({
       Resources: [RULE_A],
-      Tags: tags("alice", NOW_SEC + 5),
+      Tags: managedTags(NOW_SEC + 5),
     });
     expect(mocks.scheduler.commandCalls(CreateScheduleCommand)).toHaveLength(0);
     expect(log.codes()).toContain("FIREWALL_FAILED");
@@ -494,7 +471,7 @@ describe("knock: a refresh of a rule that is already open", () => {
       .on(AuthorizeSecurityGroupIngressCommand)
       .rejects(ec2Error("InvalidPermission.Duplicate"));
     describeFinds(false);
-    const { knock } = service();
+    const { knock } = knockService();
     await knock.handle(relayEvent(spaData()));
     expect(mocks.ec2.commandCalls(CreateTagsCommand)).toHaveLength(0);
     expect(mocks.ec2.commandCalls(ModifySecurityGroupRulesCommand)).toHaveLength(0);
@@ -523,7 +500,7 @@ describe("knock: all or nothing", () => {
         .on(AuthorizeSecurityGroupIngressCommand, { GroupId: SG_B })
         .rejects(ec2Error(name, message));
       mocks.ec2.on(RevokeSecurityGroupIngressCommand).resolves({ Return: true });
-      const { knock, log } = service({ NOTIFY_TOPIC_ARN: ARNS.topic });
+      const { knock, log } = knockService({ NOTIFY_TOPIC_ARN: ARNS.topic });
 
       // Act
       await knock.handle(relayEvent(spaData()));
@@ -550,7 +527,7 @@ describe("knock: all or nothing", () => {
 
   it("revokes nothing when the first group already refuses", async () => {
     mocks.ec2.on(AuthorizeSecurityGroupIngressCommand).rejects(ec2Error("UnauthorizedOperation"));
-    const { knock, log } = service();
+    const { knock, log } = knockService();
     await knock.handle(relayEvent(spaData()));
     expect(mocks.ec2.commandCalls(AuthorizeSecurityGroupIngressCommand)).toHaveLength(1);
     expect(mocks.ec2.commandCalls(RevokeSecurityGroupIngressCommand)).toHaveLength(0);
@@ -579,7 +556,7 @@ describe("knock: the opener role", () => {
       // Prepare
       authorizeCreates();
       mocks.sts.on(AssumeRoleCommand).resolves({ Credentials: credentials });
-      const { knock } = service({ OPENER_ROLE_ARN: ARNS.openerRole });
+      const { knock } = knockService({ OPENER_ROLE_ARN: ARNS.openerRole });
 
       // Act
       await knock.handle(relayEvent(spaData({ username: user })));
@@ -619,7 +596,7 @@ describe("knock: the opener role", () => {
   it("opens nothing when AssumeRole is refused (FIREWALL_FAILED)", async () => {
     authorizeCreates();
     mocks.sts.on(AssumeRoleCommand).rejects(new Error("AccessDenied"));
-    const { knock, log } = service({ OPENER_ROLE_ARN: ARNS.openerRole });
+    const { knock, log } = knockService({ OPENER_ROLE_ARN: ARNS.openerRole });
     await knock.handle(relayEvent(spaData()));
     expect(log.codes()).toEqual(["FIREWALL_FAILED"]);
     expectNothingOpened();
@@ -650,7 +627,7 @@ describe("knock: function URL requests", () => {
     ],
   ])("grants a %s and answers with the one fixed response", async (_, event) => {
     authorizeCreates();
-    const { knock, log } = service();
+    const { knock, log } = knockService();
     const spa = spaWithPlusAndSlash();
     const answer = await knock.handle(event(spa));
     expect(answer).toBe(URL_RESPONSE);
@@ -710,7 +687,7 @@ describe("knock: function URL requests", () => {
   ])(
     "refuses %s with the same response, logs the code and opens nothing",
     async (_, event, code) => {
-      const { knock, log } = service();
+      const { knock, log } = knockService();
       const answer = await knock.handle(event());
       expect(answer).toBe(URL_RESPONSE);
       expect(log.codes()).toEqual([code]);
@@ -740,7 +717,7 @@ describe("knock: refusals", () => {
     ["a bad sourcePort", () => ({ ...valid(), sourcePort: 70000 })],
     ["no receivedAt", () => ({ spa: spaData(), sourceIp: "203.0.113.7", sourcePort: 1 })],
   ])("refuses %s as EVENT_INVALID before reading keys or the replay table", async (_, event) => {
-    const { knock, log } = service();
+    const { knock, log } = knockService();
     await expect(knock.handle(event())).resolves.toBeUndefined();
     expect(log.codes()).toEqual(["EVENT_INVALID"]);
     expect(mocks.secrets.calls()).toHaveLength(0);
@@ -767,7 +744,7 @@ describe("knock: refusals", () => {
   ])(
     "refuses a packet %s with its code, claims nothing and opens nothing",
     async (_, event, code) => {
-      const { knock, log } = service();
+      const { knock, log } = knockService();
       await knock.handle(event());
       expect(log.codes()).toEqual([code]);
       expect(log.entries[0]).toMatchObject({ level: "warn", message: "refused" });
@@ -786,7 +763,7 @@ describe("knock: refusals", () => {
         $metadata: { httpStatusCode: 400 },
       }),
     );
-    const { knock, log } = service();
+    const { knock, log } = knockService();
     await knock.handle(relayEvent(spaData()));
     expect(mocks.dynamodb.commandCalls(PutItemCommand)).toHaveLength(1);
     expect(log.codes()).toEqual(["SPA_REPLAY"]);
@@ -797,7 +774,7 @@ describe("knock: refusals", () => {
   it("makes no DynamoDB call at all for packets whose HMAC does not verify", async () => {
     // Prepare: a flood of forged packets that pass the precheck
     authorizeCreates();
-    const { knock, log } = service();
+    const { knock, log } = knockService();
     // Act
     for (let i = 0; i < 50; i++) await knock.handle(relayEvent(spaData({ keys: WRONG_KEYS })));
     // Assess
@@ -816,7 +793,7 @@ describe("knock: refusals", () => {
         message: "throughput",
       }),
     );
-    const { knock, log } = service();
+    const { knock, log } = knockService();
     await knock.handle(relayEvent(spaData()));
     expect(log.codes()).toEqual(["REPLAY_STORE_FAILED"]);
     expectNothingOpened();
@@ -825,7 +802,7 @@ describe("knock: refusals", () => {
   it("fails the cold start loudly when a stanza names a group outside MANAGED_GROUPS", async () => {
     resetAws(mocks, accessConf([SG_A, SG_UNMANAGED]));
     authorizeCreates();
-    const { knock } = service();
+    const { knock } = knockService();
     await expect(knock.handle(relayEvent(spaData()))).rejects.toMatchObject({
       code: "CONFIG_INVALID",
     });

@@ -7,7 +7,6 @@ import type { AddressInfo } from "node:net";
 import {
   DescribeSecurityGroupRulesCommand,
   EC2Client,
-  EC2ServiceException,
   RevokeSecurityGroupIngressCommand,
   type SecurityGroupRule,
 } from "@aws-sdk/client-ec2";
@@ -20,6 +19,8 @@ import {
   ARNS,
   awsClients,
   clientConfig,
+  describeRulesPerGroup,
+  ec2Error,
   inputsOf,
   mockAwsExceptDynamoDb,
   NOW_MS,
@@ -76,10 +77,6 @@ function describeInput(groupId: string, token?: string) {
   };
 }
 
-function ec2Error(name: string): EC2ServiceException {
-  return new EC2ServiceException({ name, $fault: "client", $metadata: {}, message: name });
-}
-
 describe("revoke and sweep with mocked clients", () => {
   let mocks: ReturnType<typeof mockAwsExceptDynamoDb>;
   beforeAll(() => {
@@ -100,10 +97,7 @@ describe("revoke and sweep with mocked clients", () => {
 
   /** DescribeSecurityGroupRules answers with these rules for each group (one page). */
   function groupsHold(byGroup: Record<string, SecurityGroupRule[]>): void {
-    mocks.ec2.on(DescribeSecurityGroupRulesCommand).callsFake((input) => {
-      const groupId = (input as { Filters: { Values: string[] }[] }).Filters[0]?.Values[0] ?? "";
-      return { SecurityGroupRules: byGroup[groupId] ?? [] };
-    });
+    describeRulesPerGroup(mocks.ec2, (groupId) => byGroup[groupId] ?? []);
   }
 
   const event = (...rules: [string, string][]) => ({
