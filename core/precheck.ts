@@ -4,6 +4,7 @@
  * starts `eyJ`, four dots, which fwknop data never holds). Cheap and bounded, so junk costs
  * almost nothing.
  */
+import { DIGESTS } from "./digest.js";
 import { SpaError } from "./errors.js";
 import {
   GPG_B64_PREFIX,
@@ -82,4 +83,56 @@ export function precheckDatagram(payload: Uint8Array): CheckedDatagram {
     throw new SpaError("SPA_PREFIXED", "GPG prefix");
   }
   return { profile: "fwknop", data: text };
+}
+
+/**
+ * The shape a datagram must have to be an SPA packet at all, in a form a kernel packet filter can
+ * check from fixed offsets alone (agent/firewall/nftables.ts turns it into rules), so that junk
+ * is dropped before it wakes the daemon. It only ever drops what knock() would refuse anyway:
+ *
+ * - fwknop (Rijndael): the wire is base64 of `Salted__` + 8 salt bytes + whole 16-byte blocks
+ *   (PKCS#7 pads every mode, a packet holds at least one block), unpadded, with its first 10
+ *   characters (`U2FsdGVkX1`) cut off, then an HMAC tag of one of the digests' lengths, or none.
+ *   So the length is one of a few dozen values below MIN_GNUPG_MSG_SIZE (longer is GPG, which
+ *   is refused), and the first character encodes the last 4 bits of `_` (1111) and 2 salt bits:
+ *   one of `8 9 + /`.
+ * - JOSE: a compact JWE's first part is base64url of a JSON object, which starts `{"`: `eyJ`.
+ */
+export interface SpaShape {
+  /** Every payload length a fwknop packet can have, ascending. */
+  readonly fwknopLengths: readonly number[];
+  /** The bytes a fwknop packet's first character can be. */
+  readonly fwknopFirstBytes: readonly number[];
+  /** The first three bytes of every JOSE-profile packet. */
+  readonly joseStart: readonly [number, number, number];
+}
+
+function buildSpaShape(): SpaShape {
+  const tagLengths = [0, ...new Set(Object.values(DIGESTS).map((d) => d.b64Length))];
+  const lengths = new Set<number>();
+  for (let blocks = 1; ; blocks++) {
+    const encrypted = Math.ceil((4 * (16 + 16 * blocks)) / 3) - RIJNDAEL_B64_PREFIX.length;
+    if (encrypted >= MIN_GNUPG_MSG_SIZE) break;
+    for (const tag of tagLengths) {
+      const wire = encrypted + tag;
+      if (wire >= MIN_SPA_DATA_SIZE && wire < MIN_GNUPG_MSG_SIZE) lengths.add(wire);
+    }
+  }
+  return {
+    fwknopLengths: [...lengths].sort((a, b) => a - b),
+    fwknopFirstBytes: [..."+/89"].map((c) => c.charCodeAt(0)),
+    joseStart: [0x65, 0x79, 0x4a],
+  };
+}
+
+export const SPA_SHAPE: SpaShape = buildSpaShape();
+
+/** The kernel filter's decision, in userspace: could this payload be an SPA packet by its shape? */
+export function hasSpaShape(payload: Uint8Array): boolean {
+  if (payload.length < MIN_SPA_DATA_SIZE || payload.length > MAX_SPA_DATA_SIZE) return false;
+  if (isJoseStart(payload)) return true;
+  return (
+    SPA_SHAPE.fwknopLengths.includes(payload.length) &&
+    SPA_SHAPE.fwknopFirstBytes.includes(payload[0] as number)
+  );
 }

@@ -77,7 +77,11 @@ export function chooseFirewall(
       // The socket's port is protected in the kernel; in pcap mode packets are seen before it.
       spaGuard:
         capture === "udp"
-          ? { port: config.settings.udpPort, perSourcePerSecond: config.settings.spaRateLimit }
+          ? {
+              port: config.settings.udpPort,
+              perSourcePerSecond: config.settings.spaRateLimit,
+              shapeFilter: config.settings.spaShapeFilter,
+            }
           : null,
     });
   }

@@ -44,6 +44,8 @@ export interface DaemonSettings {
   readonly nftTable: string;
   /** nftables: datagrams per second one source may send to the SPA port (0: unlimited). */
   readonly spaRateLimit: number;
+  /** nftables: drop datagrams whose shape no SPA packet has (SPA_SHAPE) in the kernel. */
+  readonly spaShapeFilter: boolean;
   readonly iptablesChain: string;
   readonly flushAtInit: boolean;
   readonly flushAtExit: boolean;
@@ -79,6 +81,7 @@ export const DAEMON_DEFAULTS: DaemonSettings = {
   guardPorts: null,
   nftTable: "spaknock",
   spaRateLimit: 20,
+  spaShapeFilter: true,
   iptablesChain: "SPAKNOCK_INPUT",
   flushAtInit: false,
   flushAtExit: true,
@@ -225,6 +228,9 @@ const DAEMON_KEYWORDS: Readonly<Record<string, (l: ConfLine, d: DaemonDraft) => 
   },
   SPA_RATE_LIMIT: (l, d) => {
     d.s.spaRateLimit = parseBoundedInt(l, 0, 100000);
+  },
+  SPA_SHAPE_FILTER: (l, d) => {
+    d.s.spaShapeFilter = parseYesNo(l.value);
   },
   IPT_CHAIN: (l, d) => {
     if (!/^[A-Za-z][A-Za-z0-9_]{0,27}$/.test(l.value))

@@ -12,7 +12,13 @@
  * An accept here cannot overrule a drop in another table, so the table guards its ports itself and
  * needs no other rule. Every change is one `nft -f -` transaction.
  */
-import { canonicalIp, type Grant, type OpenedRule, type ProtoPort } from "../../core/index.js";
+import {
+  canonicalIp,
+  type Grant,
+  type OpenedRule,
+  type ProtoPort,
+  SPA_SHAPE,
+} from "../../core/index.js";
 import type { CommandRunner } from "./command-runner.js";
 import {
   type GrantMatch,
@@ -57,6 +63,32 @@ export interface SpaPortGuard {
   readonly port: number;
   /** Datagrams per second one source address may send to the SPA port; 0: no limit. */
   readonly perSourcePerSecond: number;
+  /** Drop datagrams whose shape no SPA packet of either profile has (core's SPA_SHAPE). */
+  readonly shapeFilter?: boolean;
+}
+
+/** The named counter of datagrams the shape filter dropped (`nft list counter`). */
+export const SHAPE_DROP_COUNTER = "spa_shape_drops";
+
+const hex = (bytes: readonly number[]) =>
+  `0x${bytes.map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+
+/**
+ * The `spa_shape` chain: a datagram returns from it only when its shape could be an SPA packet
+ * (core/precheck.ts SPA_SHAPE); anything else is counted and dropped. `@th,64,N` is the UDP
+ * payload's first N bits (after the 8-byte header); `udp length` counts that header too.
+ */
+function shapeChainLines(t: string): string[] {
+  const lengths = SPA_SHAPE.fwknopLengths.map((n) => n + 8).join(", ");
+  const firstBytes = SPA_SHAPE.fwknopFirstBytes.map((b) => hex([b])).join(", ");
+  return [
+    `add counter ${t} ${SHAPE_DROP_COUNTER}`,
+    `add chain ${t} spa_shape`,
+    `flush chain ${t} spa_shape`,
+    `add rule ${t} spa_shape @th,64,24 ${hex(SPA_SHAPE.joseStart)} return`,
+    `add rule ${t} spa_shape udp length { ${lengths} } @th,64,8 { ${firstBytes} } return`,
+    `add rule ${t} spa_shape counter name ${SHAPE_DROP_COUNTER} drop`,
+  ];
 }
 
 /** The whole table, idempotent: re-running it replaces the chain's rules and the guard sets. */
@@ -82,6 +114,11 @@ export function nftSetupScript(
     const dport = `udp dport ${spaGuard.port}`;
     // 8-byte UDP header + 140..1500 bytes of SPA data: anything else is junk by size alone.
     lines.push(`add rule ${t} input ${dport} udp length != 148-1508 drop`);
+    // Then by shape: junk that is not even shaped like a packet never wakes the daemon.
+    if (spaGuard.shapeFilter !== false) {
+      lines.splice(lines.indexOf(`flush chain ${t} input`), 0, ...shapeChainLines(t));
+      lines.push(`add rule ${t} input ${dport} jump spa_shape`);
+    }
     if (spaGuard.perSourcePerSecond > 0) {
       const rate = spaGuard.perSourcePerSecond;
       const limit = `limit rate over ${rate}/second burst ${2 * rate} packets`;

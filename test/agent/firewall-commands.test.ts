@@ -98,6 +98,30 @@ add element inet spaknock allow6_udp { 2001:db8:5a::2 . 53 timeout 30s }
     );
   });
 
+  it("sends the SPA port through the shape chain, first after the size check, unless turned off", () => {
+    const script = nftSetupScript("spaknock", [], { port: 62201, perSourcePerSecond: 5 });
+    const lines = script.split("\n");
+    const size = lines.indexOf(
+      "add rule inet spaknock input udp dport 62201 udp length != 148-1508 drop",
+    );
+    expect(lines[size + 1]).toBe("add rule inet spaknock input udp dport 62201 jump spa_shape");
+    expect(lines.indexOf("flush chain inet spaknock spa_shape")).toBeLessThan(size);
+    expect(script).toContain("add rule inet spaknock spa_shape @th,64,24 0x65794a return\n");
+    // fwknop lengths are payload + the 8-byte UDP header; 140 is the smallest, 396 the largest.
+    expect(script).toMatch(
+      /add rule inet spaknock spa_shape udp length \{ 148, 153, .*, 404 \} @th,64,8 \{ 0x2b, 0x2f, 0x38, 0x39 \} return\n/,
+    );
+    expect(script).toContain(
+      "add rule inet spaknock spa_shape counter name spa_shape_drops drop\n",
+    );
+    const off = nftSetupScript("spaknock", [], {
+      port: 62201,
+      perSourcePerSecond: 5,
+      shapeFilter: false,
+    });
+    expect(off).not.toContain("spa_shape");
+  });
+
   it("rate-limits the SPA port per IPv4 address and per IPv6 /64", () => {
     const script = nftSetupScript("spaknock", [], { port: 62201, perSourcePerSecond: 5 });
     expect(script).toContain(
