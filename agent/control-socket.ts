@@ -17,7 +17,6 @@
 import { chmodSync, mkdirSync, rmSync } from "node:fs";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { dirname, join } from "node:path";
-import { z } from "zod";
 import { canonicalIp } from "../core/index.js";
 import type { GrantMatch, ManagedFirewall, OpenRule } from "./firewall/managed-firewall.js";
 import type { Log } from "./log.js";
@@ -32,26 +31,54 @@ export function controlSocketPath(runDir: string): string {
   return join(runDir, CONTROL_SOCKET_FILE);
 }
 
-const protoPort = z.object({
-  proto: z.enum(["tcp", "udp"]),
-  port: z.number().int().min(1).max(65535),
-});
-const revokeRequest = z.strictObject({
-  revoke: z.strictObject({ sourceIp: z.string().max(64), port: protoPort.nullable() }),
-});
-const openRule = z.object({
-  sourceIp: z.string(),
-  port: protoPort,
-  expiresAt: z.number().int().nullable(),
-});
-const revokeReply = z.union([
-  z.object({
-    backend: z.enum(["nftables", "iptables", "none"]),
-    target: z.string(),
-    revoked: z.array(openRule),
-  }),
-  z.object({ error: z.string() }),
-]);
+// The socket's two messages, checked by hand: this file is loaded by every daemon, and a schema
+// library would cost it more memory than the rest of the daemon's code.
+type Json = unknown;
+const isObject = (v: Json): v is Record<string, Json> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+const hasOnlyKeys = (v: Record<string, Json>, keys: readonly string[]) =>
+  Object.keys(v).every((k) => keys.includes(k));
+
+function protoPortOf(v: Json): { proto: "tcp" | "udp"; port: number } | null {
+  if (!isObject(v) || (v.proto !== "tcp" && v.proto !== "udp")) return null;
+  const port = v.port;
+  if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) return null;
+  return { proto: v.proto, port };
+}
+
+/** `{"revoke":{"sourceIp":"…","port":{"proto":"tcp","port":22}|null}}`, nothing more. */
+function revokeRequestOf(v: Json): GrantMatch | null {
+  if (!isObject(v) || !hasOnlyKeys(v, ["revoke"]) || !isObject(v.revoke)) return null;
+  const { sourceIp, port } = v.revoke;
+  if (!hasOnlyKeys(v.revoke, ["sourceIp", "port"]) || !("port" in v.revoke)) return null;
+  if (typeof sourceIp !== "string" || sourceIp.length > 64) return null;
+  if (port === null) return { sourceIp, port: null };
+  const checked = protoPortOf(port);
+  return checked === null ? null : { sourceIp, port: checked };
+}
+
+function openRuleOf(v: Json): OpenRule | null {
+  if (!isObject(v) || typeof v.sourceIp !== "string") return null;
+  const port = protoPortOf(v.port);
+  const { expiresAt } = v;
+  const expiry =
+    expiresAt === null || (typeof expiresAt === "number" && Number.isInteger(expiresAt));
+  return port === null || !expiry
+    ? null
+    : { sourceIp: v.sourceIp, port, expiresAt: expiresAt as number | null };
+}
+
+/** The daemon's answer: what it revoked, or its error. */
+function revokeReplyOf(v: Json): RevokeResult | { error: string } | null {
+  if (!isObject(v)) return null;
+  if (typeof v.error === "string") return { error: v.error };
+  const { backend, target, revoked } = v;
+  if (backend !== "nftables" && backend !== "iptables" && backend !== "none") return null;
+  if (typeof target !== "string" || !Array.isArray(revoked)) return null;
+  const rules = revoked.map(openRuleOf);
+  if (rules.some((r) => r === null)) return null;
+  return { backend, target, revoked: rules as OpenRule[] };
+}
 
 /** What a revoke closed, and where: the same whether the daemon or the command did it. */
 export interface RevokeResult {
@@ -120,16 +147,17 @@ export class ControlSocket {
   }
 
   private async answer(line: string): Promise<Reply> {
-    let request: z.infer<typeof revokeRequest>;
+    let request: GrantMatch | null;
     try {
-      request = revokeRequest.parse(JSON.parse(line));
+      request = revokeRequestOf(JSON.parse(line));
     } catch {
-      return { error: "malformed control request" };
+      request = null;
     }
-    const sourceIp = canonicalIp(request.revoke.sourceIp);
-    if (sourceIp === null) return { error: `"${request.revoke.sourceIp}" is not an IP address` };
+    if (request === null) return { error: "malformed control request" };
+    const sourceIp = canonicalIp(request.sourceIp);
+    if (sourceIp === null) return { error: `"${request.sourceIp}" is not an IP address` };
     try {
-      const revoked = await this.revoke({ sourceIp, port: request.revoke.port });
+      const revoked = await this.revoke({ sourceIp, port: request.port });
       return { backend: this.firewall.backend, target: this.firewall.label, revoked };
     } catch (err) {
       this.log.error(`revoke of ${sourceIp} failed: ${String(err)}`);
@@ -168,7 +196,8 @@ export function askDaemonToRevoke(
     });
     socket.on("end", () => {
       try {
-        const reply = revokeReply.parse(JSON.parse(answer));
+        const reply = revokeReplyOf(JSON.parse(answer));
+        if (reply === null) throw new Error("malformed");
         if ("error" in reply) reject(new Error(`spaknockd: ${reply.error}`));
         else resolve(reply);
       } catch {

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=1
 /**
  * `spaknockd`: the host daemon. Command line like fwknopd's. Exit codes: 0 ok, 1 runtime
  * failure, 2 usage, 3 configuration.

@@ -43,7 +43,7 @@ if [ "$installed" -eq 1 ]; then
   SPAKNOCK=(spaknock); SPAKNOCKD=(spaknockd)
 else
   [ -x dist/cli/main.js ] || npm run build >/dev/null
-  SPAKNOCK=(node dist/cli/main.js); SPAKNOCKD=(node dist/agent/main.js)
+  SPAKNOCK=(node dist/cli/main.js); SPAKNOCKD=("$PWD/dist/spaknockd/main.js")
 fi
 if [ "$capture" = pcap ]; then
   "${SPAKNOCKD[@]}" --help >/dev/null || fail "spaknockd does not run"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds build/spaknock_<version>_<arch>.deb with dpkg-deb (no debhelper) and prints its path:
-#   /usr/lib/spaknock/spaknock.mjs, spaknockd.mjs   each one file, bundled by esbuild
+#   /usr/lib/spaknock/spaknock.mjs                  the client, one file bundled by esbuild
+#   /usr/lib/spaknock/spaknockd/main.mjs, chunks/   the daemon (scripts/bundle-daemon.mjs)
 #   /usr/lib/spaknock/node_modules/cap              libpcap binding, for pcap capture (native:
 #                                                   why the package is per architecture, and
 #                                                   tied to the Node major version that built it)
@@ -57,17 +58,19 @@ else
   interpreter=/usr/bin/node
   depends="nodejs (>= $node_min)"
 fi
-for tool in cli:spaknock agent:spaknockd; do
-  src=${tool%%:*} name=${tool##*:}
-  node_modules/.bin/esbuild "$src/main.ts" --bundle --platform=node --format=esm \
-    --target="node${node_min%%.*}" --legal-comments=none --log-level=warning \
-    --banner:js="$banner" --outfile="$lib/$name.mjs"
-  # Debian: an interpreter by its path, not through env.
-  sed -i "1s|^#!/usr/bin/env node\$|#!$interpreter|" "$lib/$name.mjs"
-  head -n 1 "$lib/$name.mjs" | grep -qxF "#!$interpreter" || sed -i "1i #!$interpreter" "$lib/$name.mjs"
-  chmod 755 "$lib/$name.mjs"
-  ln -s "../lib/spaknock/$name.mjs" "$stage/usr/bin/$name"
-done
+node_modules/.bin/esbuild cli/main.ts --bundle --platform=node --format=esm \
+  --target="node${node_min%%.*}" --legal-comments=none --log-level=warning \
+  --banner:js="$banner" --outfile="$lib/spaknock.mjs"
+# Debian: an interpreter by its path, not through env.
+sed -i "1s|^#!/usr/bin/env node\$|#!$interpreter|" "$lib/spaknock.mjs"
+head -n 1 "$lib/spaknock.mjs" | grep -qxF "#!$interpreter" || sed -i "1i #!$interpreter" "$lib/spaknock.mjs"
+chmod 755 "$lib/spaknock.mjs"
+ln -s ../lib/spaknock/spaknock.mjs "$stage/usr/bin/spaknock"
+# The daemon as `npm run build` makes it (relay and email code in chunks loaded on first use),
+# with its V8 flag after the interpreter's path.
+node scripts/bundle-daemon.mjs --outdir "$lib/spaknockd" --out-extension .mjs --interpreter "$interpreter"
+head -n 1 "$lib/spaknockd/main.mjs" | grep -q "^#!$interpreter" || fail "spaknockd's bundle has no #!$interpreter line"
+ln -s ../lib/spaknock/spaknockd/main.mjs "$stage/usr/bin/spaknockd"
 
 if [ -f node_modules/cap/build/Release/cap.node ]; then
   cap="$lib/node_modules/cap"
@@ -82,7 +85,7 @@ else
   echo "package: node_modules/cap is not built (apt-get install libpcap-dev; npm ci): no pcap capture in this package" >&2
 fi
 
-sed -e 's|^ExecStart=/usr/bin/node /opt/spaknock/dist/agent/main.js |ExecStart=/usr/bin/spaknockd |' \
+sed -e 's|^ExecStart=/usr/bin/node [^/]*/opt/spaknock/dist/spaknockd/main.js |ExecStart=/usr/bin/spaknockd |' \
   config/spaknockd.service >"$stage/lib/systemd/system/spaknockd.service"
 grep -q '^ExecStart=/usr/bin/spaknockd ' "$stage/lib/systemd/system/spaknockd.service" ||
   fail "config/spaknockd.service: ExecStart is not the expected /usr/bin/node /opt/spaknock/... line"

@@ -101,6 +101,19 @@ describe("control socket", () => {
     expect(await rawExchange(path, '{"revoke":{"sourceIp":"1.2.3.4","port":null},"x":1}\n')).toBe(
       '{"error":"malformed control request"}\n',
     );
+    for (const bad of [
+      '{"revoke":{"sourceIp":"1.2.3.4"}}',
+      '{"revoke":{"sourceIp":"1.2.3.4","port":null,"x":1}}',
+      '{"revoke":{"sourceIp":"1.2.3.4","port":{"proto":"icmp","port":1}}}',
+      '{"revoke":{"sourceIp":"1.2.3.4","port":{"proto":"tcp","port":0}}}',
+      '{"revoke":{"sourceIp":"1.2.3.4","port":{"proto":"tcp","port":22.5}}}',
+      '{"revoke":{"sourceIp":4,"port":null}}',
+      `{"revoke":{"sourceIp":"${"1".repeat(65)}","port":null}}`,
+      '{"revoke":[]}',
+      "[]",
+    ]) {
+      expect(await rawExchange(path, `${bad}\n`)).toBe('{"error":"malformed control request"}\n');
+    }
     expect(await rawExchange(path, '{"revoke":{"sourceIp":"1.2.3","port":null}}\n')).toBe(
       '{"error":"\\"1.2.3\\" is not an IP address"}\n',
     );

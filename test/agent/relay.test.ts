@@ -51,7 +51,7 @@ import {
 
 const FUNCTION = "spaknock-knock";
 const ACCOUNT = "111122223333";
-const SPAKNOCKD = fileURLToPath(new URL("../../dist/agent/main.js", import.meta.url));
+const SPAKNOCKD = fileURLToPath(new URL("../../dist/spaknockd/main.js", import.meta.url));
 const skipReason = fwknopClientSkipReason();
 
 interface Invocation {
@@ -509,7 +509,7 @@ describe("relay (agent/relay.ts) on loopback", () => {
   });
 });
 
-describe("spaknockd relay (built CLI, dist/agent/main.js)", () => {
+describe("spaknockd relay (built CLI, dist/spaknockd/main.js)", () => {
   const children: ChildProcess[] = [];
   afterAll(() => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");

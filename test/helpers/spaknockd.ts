@@ -1,4 +1,4 @@
-// Runs the built spaknockd (dist/agent/main.js) inside the server namespace of a test net, and the
+// Runs the built spaknockd (dist/spaknockd/main.js, the bundle the .deb ships too) inside the server namespace of a test net, and the
 // built spaknock client inside the client namespace.
 //
 // Everything spaknockd reads or writes lives in a private 0700 directory: fwknopd.conf and
@@ -8,7 +8,7 @@
 
 import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { join } from "node:path";
@@ -20,7 +20,23 @@ import { peerSkipReason } from "./peers.js";
 import { ProcessLog } from "./process-log.js";
 
 /** The built daemon and client; `npm run build` creates them. */
-export const SPAKNOCKD_MAIN = fileURLToPath(new URL("../../dist/agent/main.js", import.meta.url));
+export const SPAKNOCKD_MAIN = fileURLToPath(
+  new URL("../../dist/spaknockd/main.js", import.meta.url),
+);
+
+/**
+ * The node flags the daemon's interpreter line names (`#!/usr/bin/env -S node --flag`), so the
+ * tests run it as it runs when started by its path.
+ */
+export function spaknockdNodeFlags(): string[] {
+  const first = readFileSync(SPAKNOCKD_MAIN, "utf8").split("\n", 1)[0] ?? "";
+  const m = /^#!\/usr\/bin\/env -S node(.*)$/.exec(first);
+  if (m === null) throw new Error(`${SPAKNOCKD_MAIN}: unexpected interpreter line ${first}`);
+  return (m[1] ?? "")
+    .trim()
+    .split(" ")
+    .filter((f) => f !== "");
+}
 export const SPAKNOCK_MAIN = fileURLToPath(new URL("../../dist/cli/main.js", import.meta.url));
 
 export type FirewallBackend = "nftables" | "iptables";
@@ -106,7 +122,7 @@ const STOP_GRACE_MS = 5_000;
 export function spaknockdSkipReason(backend?: FirewallBackend): string | undefined {
   if (!existsSync(SPAKNOCKD_MAIN) || !existsSync(SPAKNOCK_MAIN)) {
     return peerSkipReason({
-      reason: "dist/agent/main.js or dist/cli/main.js is missing: run `npm run build` first",
+      reason: "dist/spaknockd/main.js or dist/cli/main.js is missing: run `npm run build` first",
     });
   }
   if (backend === "nftables" && findExecutable("nft") === undefined) {
@@ -177,6 +193,7 @@ export async function startSpaknockd(net: TestNet, options: SpaknockdOptions): P
   // No key ever appears on this command line: they are in the 0600 access.conf.
   const argv = [
     process.execPath,
+    ...spaknockdNodeFlags(),
     SPAKNOCKD_MAIN,
     "-f",
     "-c",
