@@ -4,7 +4,7 @@
  * decryption is attempted.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { b64Encode } from "./base64.js";
+import { stripPadding } from "./base64.js";
 import { DIGESTS, type DigestType } from "./digest.js";
 import { SpaError } from "./errors.js";
 import { MAX_HMAC_KEY_SIZE, MIN_SPA_ENCODED_MSG_SIZE } from "./limits.js";
@@ -22,7 +22,9 @@ export function assertHmacKey(key: Uint8Array): void {
 /** base64 (unpadded) HMAC tag of `message`. */
 export function hmacTag(message: string, key: Uint8Array, type: DigestType): string {
   assertHmacKey(key);
-  return b64Encode(createHmac(DIGESTS[type].nodeName, key).update(message, "latin1").digest());
+  return stripPadding(
+    createHmac(DIGESTS[type].nodeName, key).update(message, "latin1").digest("base64"),
+  );
 }
 
 /**

@@ -227,8 +227,14 @@ export async function knock(
     }
   }
 
-  const source = parseIpAddress(input.sourceIp);
-  const destination = input.destinationIp === null ? null : parseIpAddress(input.destinationIp);
+  // Parsed only when some stanza's SOURCE or DESTINATION needs it (ANY holds every address).
+  const source = ports.stanzas.some((s) => s.sources !== null)
+    ? parseIpAddress(input.sourceIp)
+    : null;
+  const destination =
+    input.destinationIp === null || ports.stanzas.every((s) => s.destinations === null)
+      ? null
+      : parseIpAddress(input.destinationIp);
   const candidates = ports.stanzas.filter(
     (s) =>
       networkListHolds(s.sources, source) &&

@@ -62,7 +62,14 @@ export class UdpSocketCapture implements Capture {
     // 0.0.0.0 then); a specific one does.
     const destinationIp = isUnspecifiedIp(address) ? null : address;
     // Only an IPv6 socket reports mapped or non-RFC 5952 text; an IPv4 one's is canonical already.
-    const sourceOf = type === "udp6" ? (a: string) => canonicalIp(a) ?? a : (a: string) => a;
+    // An IPv4 sender on a dual-stack socket is `::ffff:` and the kernel's dotted quad: cut.
+    const sourceOf =
+      type === "udp6"
+        ? (a: string) =>
+            a.startsWith("::ffff:") && !a.includes(":", 7) && a.includes(".", 7)
+              ? a.slice(7)
+              : (canonicalIp(a) ?? a)
+        : (a: string) => a;
     return new Promise((resolve, reject) => {
       const socket = this.makeSocket({
         type,
