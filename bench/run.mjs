@@ -1,37 +1,57 @@
 #!/usr/bin/env node
 // spaknockd against the real fwknopd 2.6.x, in the same run and the same kind of network
-// namespaces (docs/architecture.md: bench/; issue 3). Needs root, `npm run build`, fwknopd, nft,
-// iptables and iproute2. About 1.5 minutes with the defaults.
+// namespaces (docs/architecture.md: bench/; issues 3 and 14). Needs root, `npm run build`, fwknopd,
+// nft, iptables and iproute2. About 4 minutes with the defaults on a 2-core machine.
 //
-//   node bench/run.mjs [--knocks 20] [--flood-seconds 4] [--fwknopd-floods 1000,2000,1000x4096]
-//                      [--spaknockd-floods 1000,2000,50000,10000x4096,20000x4096,50000x4096]
-//                      [--burst 4000] [--burst-rate 1000]
+//   node bench/run.mjs [--knocks 20] [--flood-seconds 3] [--fwknopd-floods LIST]
+//                      [--spaknockd-floods LIST] [--burst 4000] [--burst-rate 1000]
 //                      [--only fwknopd|spaknockd] [--verbose] [--json]
 //
-// A flood is RATE (junk datagrams per second, all from the client's own address) or
-// RATExSOURCES (round-robin from that many addresses, standing for many senders: spaknockd's
-// nftables table rate-limits each source at the SPA port, so one source alone barely reaches it).
+// A flood is RATE[xSOURCES][s], and LIST is floods separated by commas; both daemons default to
+// the same list, so every row has both columns and a ratio:
+//   1000,2000,50000,1000x4096,10000x4096,20000x4096,50000x4096,50000x4096s,maxx4096,maxx4096s
+// RATE is junk datagrams per second, or `max`: as fast as the generator (one node process with
+// one sendmsg per datagram, bench/lib/client-agent.mjs) can send for the flood's seconds; its row
+// shows the rate it reached, and that rate is what the "highest rate with 10/10 honoured" rows
+// count for it. SOURCES (default 1, the client's own address) is how many addresses the junk comes
+// from round-robin, standing for many senders: spaknockd's nftables table rate-limits each source
+// at the SPA port, so one source alone barely reaches it. The kind of junk:
+//   (no suffix) random base64: random base64 text of 180..260 characters; it passes a size and
+//       charset check, but most of it has a length or first byte no SPA packet has, so a kernel
+//       check of the packet's shape drops it;
+//   s   shaped like an fwknop packet: what an attacker who knows the format sends: a length a
+//       real fwknop packet with the bench's HMAC-SHA256 tag can have (base64 of 16+16k bytes less
+//       its first 10 characters, plus 43; 140..399), a first character from `8 9 + /`, random
+//       base64 elsewhere; it passes any check of shape and costs the daemon an HMAC.
 //
 // For each daemon, in a fresh namespace pair of its own (server: the daemon and a TCP service on
 // the guarded port; client: one extra address per knock on its veth), it measures
 //   1. knock→open: from sending the SPA datagram to the first TCP connect that succeeds, from the
 //      address the packet asked for (-a), tried on a fresh socket every 1 ms; one knock per
 //      distinct address; median and p90 (the first knock after start is reported on its own);
-//   2. valid knocks honoured during a junk flood: random base64 datagrams of SPA size at a target
-//      rate for a few seconds, 10 valid knocks from distinct addresses in the middle; a knock is
-//      honoured if a TCP connect from its address succeeds before the flood ends plus 2 s;
-//   3. CPU time per junk packet (/proc/<pid>/stat utime+stime over a fixed burst spread over
-//      4096 sources, so that every datagram reaches the daemon), the daemon's CPU during each
-//      flood, and peak RSS (VmHWM);
-// then prints each figure for both daemons and how many times better spaknockd is.
+//      for spaknockd also with JOSE-profile packets (fwknopd's column: its fwknop packet);
+//   2. CPU time per junk packet, once with random base64 junk and once with shaped junk
+//      (/proc/<pid>/stat utime+stime, and schedstat, over a fixed burst at a fixed rate spread
+//      over 4096 sources, so that every datagram reaches the daemon past per-source limits);
+//   3. valid knocks honoured during each junk flood of the list, 10 valid knocks from distinct
+//      addresses in the middle half; a knock is honoured if a TCP connect from its address
+//      succeeds before the flood ends plus 2 s; with the achieved junk rate, the daemon's CPU and
+//      (for spaknockd's UDP socket) the server namespace's UDP counters;
+//   4. memory: peak RSS (VmHWM) and the peak of RssAnon, the daemon's private memory, sampled
+//      every 200 ms from /proc/<pid>/status over the whole run (VmHWM also counts file-backed
+//      pages: for a Node process about 38 MiB of mapped node binary, the floor of any Node process);
+// then prints each figure for both daemons and how many times better spaknockd is (>1 better),
+// the highest rate with 10/10 honoured from 1 source and from many (random and shaped junk), and
+// footnotes. --json prints every measurement instead. No figure ever fails the run.
 //
 // Packets are built before each timed phase by `spaknock -T` (dist/cli) from a 0600 rc file, so
 // keys never appear on a command line. The client side of every measurement is one node process
 // in the client namespace (bench/lib/client-agent.mjs) that does its own timing.
 //
-// Traffic only flows between the two namespaces (198.18.0.0/15 addresses); every flood is
-// bounded in packets and time and stops by itself; namespaces and processes are removed at the
-// end, also on error or Ctrl-C.
+// Traffic only flows between the two namespaces (198.18.0.0/15 addresses) and junk only goes to
+// the server's SPA port; every flood is bounded in packets (a `max` flood: at most 2 million per
+// second) and time and stops by itself; namespaces and processes are removed at the end, also on
+// error or Ctrl-C.
 
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -73,16 +93,24 @@ const MAX_JUNK_SOURCES = 16_000;
 // The CPU-per-packet burst is spread over this many sources, so per-source limits in front of a
 // daemon (spaknockd's SPA_RATE_LIMIT) let every datagram through to it.
 const BURST_SOURCES = 4096;
+const JUNK_KINDS = ["random", "shaped"];
+const KIND_LABEL = { random: "random base64", shaped: "shaped like an fwknop packet" };
+// A fixed-rate flood counts at its target rate unless the generator fell this far short of it.
+const RATE_SHORTFALL = 0.95;
+// Shaped junk has the lengths a real fwknop packet with the bench's HMAC (SHA-256, fwknop's
+// default: a 43-character base64 tag) can have on the wire, within the 140..399 a kernel check of
+// an fwknop packet's shape allows.
+const HMAC_SHA256_TAG = 43;
+const SHAPED_LENGTHS = fwknopWireLengths(HMAC_SHA256_TAG);
+const DEFAULT_FLOODS =
+  "1000,2000,50000,1000x4096,10000x4096,20000x4096,50000x4096,50000x4096s,maxx4096,maxx4096s";
 
 const { values: args } = parseArgs({
   options: {
     knocks: { type: "string", default: "20" },
-    "flood-seconds": { type: "string", default: "4" },
-    "fwknopd-floods": { type: "string", default: "1000,2000,1000x4096" },
-    "spaknockd-floods": {
-      type: "string",
-      default: "1000,2000,50000,10000x4096,20000x4096,50000x4096",
-    },
+    "flood-seconds": { type: "string", default: "3" },
+    "fwknopd-floods": { type: "string", default: DEFAULT_FLOODS },
+    "spaknockd-floods": { type: "string", default: DEFAULT_FLOODS },
     burst: { type: "string", default: "4000" },
     "burst-rate": { type: "string", default: "1000" },
     only: { type: "string" },
@@ -103,6 +131,21 @@ const settings = {
 };
 if (settings.knocks < 15) usage("--knocks: at least 15");
 
+/**
+ * The wire lengths of fwknop packets with a `tagLength`-character HMAC tag, 140..399: the
+ * encrypted part is unpadded base64 of n = 16 + 16k bytes (k >= 1: "Salted__", the salt, whole
+ * AES blocks) less its first 10 characters (always "U2FsdGVkX1", not sent), so ceil(4n/3) - 10
+ * characters, followed by the tag.
+ */
+function fwknopWireLengths(tagLength) {
+  const out = [];
+  for (let n = 32; ; n += 16) {
+    const wire = Math.ceil((4 * n) / 3) - 10 + tagLength;
+    if (wire >= 400) return out;
+    if (wire >= 140) out.push(wire);
+  }
+}
+
 function usage(message) {
   process.stderr.write(`bench: ${message}\n`);
   process.exit(2);
@@ -113,17 +156,29 @@ function positiveInt(text, option) {
   return Number(text);
 }
 
-/** "1000,50000x4096": junk rates per second, each from 1 source address or from N. */
+/**
+ * "1000,50000x4096,maxx4096s": junk rates per second (or "max"), each from 1 source address or
+ * from N, random base64 junk or (suffix "s") junk shaped like an fwknop packet.
+ */
 function floodList(text, option) {
   return text.split(",").map((item) => {
-    const [rate, sources = "1"] = item.trim().split("x");
-    const spec = { rate: positiveInt(rate ?? "", option), sources: positiveInt(sources, option) };
+    const m = /^(max|[0-9]+)(?:x([0-9]+))?(s?)$/.exec(item.trim());
+    if (m === null) usage(`${option}: "${item}" is not RATE[xSOURCES][s] (RATE a number or max)`);
+    const spec = {
+      rate: m[1] === "max" ? "max" : positiveInt(m[1], option),
+      sources: positiveInt(m[2] ?? "1", option),
+      kind: m[3] === "s" ? "shaped" : "random",
+    };
     if (spec.sources > MAX_JUNK_SOURCES) usage(`${option}: at most ${MAX_JUNK_SOURCES} sources`);
     return spec;
   });
 }
 
-const progress = (message) => process.stderr.write(`bench: ${message}\n`);
+const benchStart = Date.now();
+const progress = (message) =>
+  process.stderr.write(
+    `bench: [${formatNumber((Date.now() - benchStart) / 1000, 0).padStart(3)} s] ${message}\n`,
+  );
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function checkPrerequisites() {
@@ -191,6 +246,8 @@ async function joseSetup(net) {
  * Writes a 0600 fwknop-format rc file holding the keys (so no key is ever on a command line) and
  * returns a builder that makes one SPA packet per address with `spaknock -T`.
  */
+let warnedAboutLength = false;
+
 function packetBuilder(net, keys) {
   const dir = net.makeTempDir("client");
   const rcFile = join(dir, "fwknoprc");
@@ -214,6 +271,13 @@ function packetBuilder(net, keys) {
     const wire = stdout.trim().split("\n").at(-1) ?? "";
     if (!/^[A-Za-z0-9+/]{100,}$/.test(wire)) {
       throw new Error(`spaknock -T printed no packet for ${addr}:\n${stdout}`);
+    }
+    if (!SHAPED_LENGTHS.includes(wire.length) && !warnedAboutLength) {
+      warnedAboutLength = true;
+      progress(
+        `warning: a real packet has ${wire.length} characters, not one of the shaped junk's ` +
+          `lengths (${SHAPED_LENGTHS.join(" ")})`,
+      );
     }
     return { addr, wire };
   };
@@ -295,6 +359,7 @@ function baseJob(net) {
     tcpPort: TCP_PORT,
     attemptEveryMs: 1,
     attemptTimeoutMs: 5,
+    shapedLengths: SHAPED_LENGTHS,
   };
 }
 
@@ -311,12 +376,13 @@ async function measureLatency(net, buildPackets, addrs) {
   return results;
 }
 
-/** Junk only: `count` packets at `rate`; returns what was sent and the daemon's CPU time. */
-async function measureBurst(net, daemon, count, rate) {
+/** Junk only: `count` packets of `kind` at `rate`; returns what was sent and the daemon's CPU. */
+async function measureBurst(net, daemon, count, rate, kind) {
   const job = {
     ...baseJob(net),
     mode: "flood",
     junkSources: junkSources(net, BURST_SOURCES),
+    junkKind: kind,
     rate,
     durationMs: Math.ceil((count * 1000) / rate),
     knocks: [],
@@ -329,6 +395,7 @@ async function measureBurst(net, daemon, count, rate) {
   const cpu = daemon.cpuSeconds() - before.stat;
   const precise = daemon.cpuSecondsPrecise() - before.precise;
   return {
+    kind,
     sent: result.sent,
     achievedRate: result.achievedRate,
     cpuSeconds: cpu,
@@ -337,7 +404,7 @@ async function measureBurst(net, daemon, count, rate) {
   };
 }
 
-async function measureFlood(net, daemon, buildPackets, addrs, { rate, sources }) {
+async function measureFlood(net, daemon, buildPackets, addrs, { rate, sources, kind }) {
   const knocks = (await buildPackets(addrs)).map((k, i) => ({
     ...k,
     // Evenly over the middle half of the flood.
@@ -347,6 +414,7 @@ async function measureFlood(net, daemon, buildPackets, addrs, { rate, sources })
     ...baseJob(net),
     mode: "flood",
     junkSources: junkSources(net, sources),
+    junkKind: kind,
     rate,
     durationMs: settings.floodMs,
     knocks,
@@ -362,6 +430,7 @@ async function measureFlood(net, daemon, buildPackets, addrs, { rate, sources })
   return {
     rate,
     sources,
+    kind,
     sent: result.sent,
     achievedRate: result.achievedRate,
     cpuUsPerPacket: (cpu * 1e6) / result.sent,
@@ -481,17 +550,21 @@ async function benchDaemon(name) {
       };
     }
 
-    progress(
-      `${name}: CPU per junk packet, ${settings.burst} packets at ${settings.burstRate}/s ` +
-        `from ${BURST_SOURCES} sources`,
-    );
-    await sleep(SETTLE_MS);
-    const burst = await measureBurst(net, daemon, settings.burst, settings.burstRate);
+    const bursts = {};
+    for (const kind of JUNK_KINDS) {
+      progress(
+        `${name}: CPU per junk packet, ${KIND_LABEL[kind]}, ${settings.burst} packets at ` +
+          `${settings.burstRate}/s from ${BURST_SOURCES} sources`,
+      );
+      await sleep(SETTLE_MS);
+      bursts[kind] = await measureBurst(net, daemon, settings.burst, settings.burstRate, kind);
+    }
 
     const floods = [];
     for (const [i, spec] of floodSpecs.entries()) {
       progress(
-        `${name}: flood at ${spec.rate}/s from ${spec.sources} source(s) for ` +
+        `${name}: flood ${floodKey(spec)}: ${spec.rate === "max" ? "as fast as the generator can" : `${spec.rate}/s`}, ` +
+          `${KIND_LABEL[spec.kind]}, from ${spec.sources} source(s) for ` +
           `${settings.floodMs / 1000} s with ${FLOOD_KNOCKS} knocks`,
       );
       floods.push(await measureFlood(net, daemon, buildPackets, floodAddrs[i], spec));
@@ -500,6 +573,7 @@ async function benchDaemon(name) {
 
     if (name === "spaknockd") diagnostics.afterFloods = await nftDiagnostics(net);
     const peakRssMiB = daemon.peakRssMiB();
+    const memory = daemon.memoryPeaksMiB();
     await daemon.stop();
     return {
       name,
@@ -514,9 +588,10 @@ async function benchDaemon(name) {
         samples: latency.map((r) => r.ms),
       },
       joseLatency,
-      burst,
+      bursts,
       floods,
       peakRssMiB,
+      memory,
       diagnostics,
     };
   } finally {
@@ -524,7 +599,7 @@ async function benchDaemon(name) {
   }
 }
 
-const floodKey = (f) => `${f.rate}x${f.sources}`;
+const floodKey = (f) => `${f.rate}x${f.sources}${f.kind === "shaped" ? "s" : ""}`;
 
 function floodFigure(run, key, field) {
   const flood = run?.floods.find((f) => floodKey(f) === key);
@@ -533,13 +608,24 @@ function floodFigure(run, key, field) {
   return flood[field];
 }
 
-/** The highest junk rate, from one source or from many, at which every knock was honoured. */
-function bestHonouredRate(run, many) {
-  const tried = run.floods.filter((f) => f.sources > 1 === many);
+/**
+ * The rate a flood counts at: a `max` flood at the rate it reached; a fixed-rate one at its
+ * target, unless the generator fell short of it (then at what it reached).
+ */
+function effectiveRate(flood) {
+  if (flood.rate === "max") return flood.achievedRate;
+  return flood.achievedRate >= RATE_SHORTFALL * flood.rate ? flood.rate : flood.achievedRate;
+}
+
+/** The highest junk rate of one kind, from one source or many, at which every knock was honoured. */
+function bestHonouredRate(run, many, kind) {
+  const tried = run.floods.filter((f) => f.sources > 1 === many && f.kind === kind);
   if (tried.length === 0) return undefined;
-  const ok = tried.filter((f) => f.honoured === f.knocks).map((f) => f.rate);
+  const ok = tried.filter((f) => f.honoured === f.knocks).map(effectiveRate);
   return ok.length === 0 ? "none" : Math.max(...ok);
 }
+
+const specOrder = (f) => (f.rate === "max" ? Number.POSITIVE_INFINITY : f.rate);
 
 function buildRows(fwk, spk) {
   const both = (metric, pick, better, digits) => ({
@@ -566,44 +652,75 @@ function buildRows(fwk, spk) {
   ];
   const specs = [...settings.floods.fwknopd, ...settings.floods.spaknockd]
     .filter((f, i, all) => all.findIndex((g) => floodKey(g) === floodKey(f)) === i)
-    .sort((a, b) => a.sources - b.sources || a.rate - b.rate);
+    .sort(
+      (a, b) =>
+        a.sources - b.sources ||
+        JUNK_KINDS.indexOf(a.kind) - JUNK_KINDS.indexOf(b.kind) ||
+        specOrder(a) - specOrder(b),
+    );
   for (const spec of specs) {
     const key = floodKey(spec);
     const from =
       spec.sources === 1 ? "1 source" : `${spec.sources.toLocaleString("en-US")} sources`;
-    const label = `flood ${spec.rate.toLocaleString("en-US")}/s, ${from}:`;
+    const rate =
+      spec.rate === "max"
+        ? "as fast as the generator sends (max)"
+        : `${spec.rate.toLocaleString("en-US")}/s`;
+    const kind = spec.kind === "shaped" ? ", shaped junk" : "";
+    const label = `flood ${rate}, ${from}${kind}:`;
     const socketOnly = (field) => (r) =>
       r.name === "spaknockd" ? floodFigure(r, key, field) : undefined;
     rows.push(
       both(`${label} knocks honoured`, (r) => floodFigure(r, key, "honoured")),
-      both(`  achieved junk rate (/s)`, (r) => floodFigure(r, key, "achievedRate"), 0, 0),
+      both(
+        spec.rate === "max"
+          ? "  achieved junk rate, the generator's highest (/s)"
+          : "  achieved junk rate (/s)",
+        (r) => floodFigure(r, key, "achievedRate"),
+        undefined,
+        0,
+      ),
       both(`  median knock→open (ms)`, (r) => floodFigure(r, key, "medianOpenMs"), "lower"),
       both(`  daemon CPU (% of a core)`, (r) => floodFigure(r, key, "cpuPercent"), "lower"),
       both(`  datagrams reaching the daemon's socket`, socketOnly("delivered"), undefined, 0),
       both(`  dropped, socket buffer full`, socketOnly("bufferFull"), undefined, 0),
     );
   }
+  const all = [...settings.floods.fwknopd, ...settings.floods.spaknockd];
+  for (const many of [false, true]) {
+    for (const kind of JUNK_KINDS) {
+      if (!all.some((f) => f.sources > 1 === many && f.kind === kind)) continue;
+      const base = `highest rate with 10/10 honoured, ${many ? "many sources" : "1 source"}`;
+      rows.push(
+        both(
+          kind === "random" ? `${base} (/s)` : `${base}, shaped junk (/s)`,
+          (r) => bestHonouredRate(r, many, kind),
+          "higher",
+          0,
+        ),
+      );
+    }
+  }
+  for (const kind of JUNK_KINDS) {
+    rows.push(
+      both(
+        `CPU per junk packet, ${KIND_LABEL[kind]} (µs; ${settings.burst} @ ${settings.burstRate}/s, ` +
+          `${BURST_SOURCES} sources)`,
+        (r) => r.bursts[kind].cpuUsPerPacket,
+        "lower",
+        2,
+      ),
+      both(
+        "  same, from schedstat (ns resolution)",
+        (r) => r.bursts[kind].preciseUsPerPacket,
+        "lower",
+        2,
+      ),
+    );
+  }
   rows.push(
-    both(
-      "highest rate with 10/10 honoured, 1 source (/s)",
-      (r) => bestHonouredRate(r, false),
-      "higher",
-      0,
-    ),
-    both(
-      "highest rate with 10/10 honoured, many sources (/s)",
-      (r) => bestHonouredRate(r, true),
-      "higher",
-      0,
-    ),
-    both(
-      `CPU per junk packet (µs; ${settings.burst} @ ${settings.burstRate}/s, ${BURST_SOURCES} sources)`,
-      (r) => r.burst.cpuUsPerPacket,
-      "lower",
-      2,
-    ),
-    both("  same, from schedstat (ns resolution)", (r) => r.burst.preciseUsPerPacket, "lower", 2),
     both("peak RSS, VmHWM (MiB)", (r) => r.peakRssMiB, "lower"),
+    both("peak private memory (RssAnon, MiB)", (r) => r.memory.rssAnon, "lower"),
   );
   return rows;
 }
@@ -653,14 +770,46 @@ async function main() {
     "floods: junk from 1 source is the client's own address; from N sources, N addresses in " +
       `${SPOOF_RANGE} sent round-robin. "reaching the daemon's socket" and "socket buffer full" ` +
       "are the server namespace's UDP counters (fwknopd sniffs with pcap, so they say nothing " +
-      "about it); spaknockd's nftables table drops junk before its socket (size, per-source rate)",
+      "about it); spaknockd's nftables table drops junk before its socket (size, shape, " +
+      "per-source rate)",
   );
-  for (const run of [fwk, spk]) {
-    if (run === undefined) continue;
+  out.push(
+    "junk: random base64 is random base64 text of 180..260 characters; shaped junk has the " +
+      "length of a real fwknop packet with an HMAC-SHA256 tag (one of " +
+      `${SHAPED_LENGTHS.join(" ")}), a first character from "89+/" and random base64 elsewhere, ` +
+      "so no check of shape drops it and each one costs the daemon an HMAC. A max flood sends " +
+      "as fast as one node process with one sendmsg per datagram can (at most 2 million/s), on " +
+      `the same ${machine.cores} cores as the daemon; the highest-rate rows count it at the ` +
+      "rate it reached, " +
+      `and a fixed-rate flood at its target unless it reached less than ${RATE_SHORTFALL * 100}% of it`,
+  );
+  const bare = machine.bareNode;
+  const memoryLine = (run) => {
+    const m = run.memory;
+    return (
+      `${run.name} VmHWM ${formatNumber(run.peakRssMiB)}, peak RssAnon ${formatNumber(m.rssAnon)}, ` +
+      `RssFile ${formatNumber(m.rssFile)}, RssShmem ${formatNumber(m.rssShmem)} MiB`
+    );
+  };
+  const ran = [fwk, spk].filter((run) => run !== undefined);
+  out.push(
+    "memory: VmHWM is the kernel's peak of all resident pages, file-backed ones included: for a " +
+      "Node process the pages of the node binary and libraries it has mapped (RssFile, shared " +
+      "with every process that maps the same files and reclaimable), the floor of any Node " +
+      `process whatever it does: a bare \`node -e\` of this ${machine.node} has VmHWM ` +
+      `${formatNumber(bare.vmHwm)} MiB, of which RssFile ${formatNumber(bare.rssFile)} and ` +
+      `RssAnon ${formatNumber(bare.rssAnon)}. RssAnon is a process's private memory (heap, ` +
+      `stacks, anonymous maps), the honest figure to compare; sampled every ` +
+      `${ran[0]?.memory.everyMs ?? 200} ms over the whole run, highest value kept (a shorter ` +
+      `peak can be missed): ${ran.map(memoryLine).join("; ")}`,
+  );
+  for (const run of ran) {
     const perFlood = run.floods
       .map((f) => `${floodKey(f)} ${formatNumber(f.cpuUsPerPacket, 2)}`)
       .join(", ");
-    out.push(`${run.name} CPU per junk packet sent (µs), by flood rate x sources: ${perFlood}`);
+    out.push(
+      `${run.name} CPU per junk packet sent (µs), by flood rate x sources (s: shaped): ${perFlood}`,
+    );
   }
   for (const [when, d] of Object.entries(spk?.diagnostics ?? {})) {
     const sets = Object.entries(d.setSizes)

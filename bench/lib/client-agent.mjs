@@ -7,11 +7,14 @@
 //            to the guarded port from that same address every `attemptEveryMs`, each attempt on
 //            a fresh socket given up after `attemptTimeoutMs` (a dropped SYN is only retransmitted
 //            after 1 s, so a long-lived attempt would hide the moment the door opens).
-//   flood:   send junk datagrams at `rate` per second for `durationMs` (bounded in count and
-//            time), round-robin from the `junkSources` addresses (the bench's own /24, or a
-//            range of the client namespace's non-local addresses to stand for many senders),
-//            send the valid knocks at their `atMs`, and probe each one with TCP connects until it
-//            opens or the flood ends plus `graceMs`.
+//   flood:   send junk datagrams at `rate` per second, or as fast as this process can when
+//            `rate` is "max", for `durationMs` (at most rate x duration datagrams, or
+//            MAX_RATE x duration for "max", and never past `durationMs`), round-robin from the
+//            `junkSources` addresses (the bench's own /24, or a range of the client namespace's
+//            non-local addresses to stand for many senders), send the valid knocks at their
+//            `atMs`, and probe each one with TCP connects until it opens or the flood ends plus
+//            `graceMs`. `junkKind` is "random" (random base64 of 180..260 characters) or
+//            "shaped" (what an attacker who knows the fwknop format sends: see junkPool).
 //   connect: TCP connects from `addr` for `forMs`: does the guarded port answer at all?
 //
 // Only addresses given in the job are used; they all live inside the bench's namespaces.
@@ -21,6 +24,12 @@ import { connect } from "node:net";
 import { performance } from "node:perf_hooks";
 
 const HARD_LIMIT_MS = 120_000;
+// A "max" flood sends as fast as this one process can, and never more than this per second: far
+// above what one Node process reaches with one sendmsg per datagram (about 0.5-0.7 million/s on a
+// 2-core VM with nothing else running), so it only bounds the count.
+const MAX_RATE = 2_000_000;
+// Datagrams sent per turn of the event loop at most (about 1-2 ms of sending).
+const BATCH = 1000;
 const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 // Nothing here may outlive its job, whatever happens.
@@ -122,15 +131,32 @@ async function runLatency(job) {
   return { results };
 }
 
-/** Random base64 text of SPA-like lengths: passes a size/charset precheck, fails the HMAC. */
-function junkPool(size) {
+/** Random base64 text, `length` characters, the first one from `first` if given. */
+function randomBase64(length, first) {
+  const bytes = randomBytes(length);
+  let text = first === undefined ? "" : first[bytes[0] % first.length];
+  for (let i = text.length; i < length; i++) text += BASE64[bytes[i] & 63];
+  return Buffer.from(text, "ascii");
+}
+
+/**
+ * `size` junk datagrams of one kind:
+ *   random: random base64 text of 180..260 characters: passes a size/charset precheck, fails
+ *           the HMAC; most of it has a length or first byte no fwknop packet has;
+ *   shaped: one of `lengths` (the wire lengths a real packet with the daemon's HMAC can have,
+ *           computed by bench/run.mjs) in turn, a first character from "89+/" (the 11th base64
+ *           character of "Salted__" + salt, the first one sent), random base64 elsewhere: it
+ *           passes any check of shape in the kernel or the daemon and costs the daemon an HMAC.
+ */
+function junkPool(size, kind, lengths) {
+  if (kind === "shaped" && !(lengths?.length > 0)) throw new Error("shaped junk needs lengths");
   const pool = [];
   for (let i = 0; i < size; i++) {
-    const length = randomInt(180, 261);
-    const bytes = randomBytes(length);
-    let text = "";
-    for (const b of bytes) text += BASE64[b & 63];
-    pool.push(Buffer.from(text, "ascii"));
+    pool.push(
+      kind === "shaped"
+        ? randomBase64(lengths[i % lengths.length], "89+/")
+        : randomBase64(randomInt(180, 261)),
+    );
   }
   return pool;
 }
@@ -150,18 +176,24 @@ async function junkSockets(job) {
 }
 
 async function runFlood(job) {
-  const pool = junkPool(job.poolSize ?? 4096);
+  const kind = job.junkKind ?? "random";
+  if (kind !== "random" && kind !== "shaped") throw new Error(`unknown junk kind ${kind}`);
+  const pool = junkPool(job.poolSize ?? 4096, kind, job.shapedLengths);
   const junk = await junkSockets(job);
   const knockSockets = await Promise.all(job.knocks.map((k) => bindUdp(k.addr)));
 
-  const total = Math.round((job.rate * job.durationMs) / 1000);
-  const maxBurst = Math.max(1, Math.ceil(job.rate / 100));
+  const asFastAsPossible = job.rate === "max";
+  const rate = asFastAsPossible ? MAX_RATE : job.rate;
+  const total = Math.round((rate * job.durationMs) / 1000);
   const knockResults = job.knocks.map((k) => ({ addr: k.addr, honoured: false, ms: null }));
   const probes = [];
   let sent = 0;
   let nextKnock = 0;
+  let source = 0;
+  let packet = 0;
   const start = performance.now();
   const floodDeadline = start + job.durationMs;
+  let floodEnd = start;
 
   await new Promise((resolve) => {
     const tick = () => {
@@ -186,21 +218,28 @@ async function runFlood(job) {
         });
         probes.push(probe);
       }
-      const due = Math.min(total, Math.floor((elapsed * job.rate) / 1000));
-      let burst = Math.min(due - sent, maxBurst);
-      while (burst-- > 0) {
-        junk[sent % junk.length].send(pool[sent % pool.length]);
-        sent++;
-      }
-      if (sent >= total || now >= floodDeadline + 1_000) {
+      if (sent >= total || now >= floodDeadline) {
+        floodEnd = now;
         resolve();
         return;
       }
-      setTimeout(tick, 1);
+      const due = asFastAsPossible ? total : Math.min(total, Math.floor((elapsed * rate) / 1000));
+      // At most BATCH datagrams per turn of the event loop, so knocks and their probes keep
+      // their timing; the socket is connected, so a send is one sendmsg.
+      let burst = Math.min(due - sent, BATCH);
+      sent += burst;
+      while (burst-- > 0) {
+        junk[source].send(pool[packet]);
+        if (++source === junk.length) source = 0;
+        if (++packet === pool.length) packet = 0;
+      }
+      // Behind (or "max"): straight on after the other callbacks; on schedule: wait for a timer.
+      if (sent < due || asFastAsPossible) setImmediate(tick);
+      else setTimeout(tick, 1);
     };
     tick();
   });
-  const elapsedMs = performance.now() - start;
+  const elapsedMs = floodEnd - start;
   await Promise.all(probes);
   for (const s of [...junk, ...knockSockets]) s.close();
   return {

@@ -1,6 +1,7 @@
 // The two daemons under test, started by the same helpers the e2e and interop tests use
 // (test/helpers/fwknopd.ts and spaknockd.ts, compiled to build/harness/ by `npm run bench`), and
-// their CPU time, memory and UDP counters read from /proc.
+// their CPU time, memory and UDP counters read from /proc (memory also sampled every 200 ms while
+// the daemon runs, for the peak of its private memory).
 //
 // Each daemon gets its own 0700 directory for configs (0600, the only place keys are written), PID
 // file, run dir and digest cache; no key is ever put on a command line.
@@ -12,6 +13,12 @@ const spaknockdHelper = await import("../../build/harness/spaknockd.js");
 
 const START_TIMEOUT_MS = 20_000;
 const CLOCK_TICKS_PER_SEC = 100; // USER_HZ on Linux
+const MEMORY_SAMPLE_MS = 200;
+/** The /proc/<pid>/status fields sampled, each in kB. */
+const MEMORY_FIELDS = ["RssAnon", "RssFile", "RssShmem", "VmRSS"].map((field) => ({
+  field,
+  re: new RegExp(`^${field}:\\s+(\\d+) kB`, "m"),
+}));
 /** spaknockd's own nftables table in the bench (`inet <name>`). */
 export const NFT_TABLE = "spaknockbench";
 
@@ -29,6 +36,45 @@ class Daemon {
     this.name = name;
     this.handle = handle;
     this.pid = handle.pid;
+    // Highest value seen of each /proc/<pid>/status field, in kB.
+    this.memoryPeaks = Object.fromEntries(MEMORY_FIELDS.map(({ field }) => [field, 0]));
+    this.memorySamples = 0;
+    this.sampleMemory();
+    this.sampler = setInterval(() => this.sampleMemory(), MEMORY_SAMPLE_MS);
+    this.sampler.unref();
+  }
+
+  /** One reading of the daemon's resident memory by kind; keeps the highest of each. */
+  sampleMemory() {
+    let status;
+    try {
+      status = readFileSync(`/proc/${this.pid}/status`, "utf8");
+    } catch {
+      return; // the daemon has ended; assertAlive says so
+    }
+    for (const { field, re } of MEMORY_FIELDS) {
+      const kb = re.exec(status)?.[1];
+      if (kb !== undefined) this.memoryPeaks[field] = Math.max(this.memoryPeaks[field], Number(kb));
+    }
+    this.memorySamples++;
+  }
+
+  /**
+   * The highest of each resident-memory figure over the samples so far, in MiB: rssAnon (private
+   * pages: heap, stacks, anonymous maps), rssFile (file-backed pages: the executable and its
+   * libraries, shared with every process that maps them), rssShmem, vmRss.
+   */
+  memoryPeaksMiB() {
+    this.sampleMemory();
+    const mib = (kb) => kb / 1024;
+    return {
+      rssAnon: mib(this.memoryPeaks.RssAnon),
+      rssFile: mib(this.memoryPeaks.RssFile),
+      rssShmem: mib(this.memoryPeaks.RssShmem),
+      vmRss: mib(this.memoryPeaks.VmRSS),
+      samples: this.memorySamples,
+      everyMs: MEMORY_SAMPLE_MS,
+    };
   }
 
   assertAlive() {
@@ -81,6 +127,7 @@ class Daemon {
   }
 
   stop() {
+    clearInterval(this.sampler);
     return this.handle.stop();
   }
 }

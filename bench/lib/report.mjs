@@ -66,6 +66,27 @@ function commandVersion(argv) {
   }
 }
 
+/**
+ * Resident memory of a bare `node -e` of the same binary that runs spaknockd, in MiB (VmHWM,
+ * RssAnon, RssFile from its own /proc/self/status): the floor of any Node process here.
+ */
+export function bareNodeMemory() {
+  try {
+    const status = execFileSync(
+      process.execPath,
+      ["-e", 'process.stdout.write(require("node:fs").readFileSync("/proc/self/status", "utf8"))'],
+      { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 10_000 },
+    );
+    const mib = (field) => {
+      const kb = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1];
+      return kb === undefined ? Number.NaN : Number(kb) / 1024;
+    };
+    return { vmHwm: mib("VmHWM"), rssAnon: mib("RssAnon"), rssFile: mib("RssFile") };
+  } catch {
+    return { vmHwm: Number.NaN, rssAnon: Number.NaN, rssFile: Number.NaN };
+  }
+}
+
 /** The 1-minute load average, to tell a quiet machine from a busy one. */
 export function loadAverage() {
   return loadavg()[0] ?? Number.NaN;
@@ -81,5 +102,6 @@ export function machineInfo() {
     node: process.version,
     fwknopd: commandVersion(["fwknopd", "--version"]),
     nft: commandVersion(["nft", "--version"]),
+    bareNode: bareNodeMemory(),
   };
 }
