@@ -9,10 +9,13 @@
  * written after deploy with `aws secretsmanager put-secret-value` (cdk/README.md). The stack is
  * environment-agnostic and does no context lookups, so `cdk synth` needs no AWS account.
  */
+import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import {
+  AssetHashType,
   Aws,
   CfnOutput,
+  DockerImage,
   Duration,
   Fn,
   RemovalPolicy,
@@ -48,13 +51,14 @@ import { Alias } from "aws-cdk-lib/aws-kms";
 import {
   ApplicationLogLevel,
   Architecture,
+  Code,
   type FunctionUrl,
   FunctionUrlAuthType,
+  Function as LambdaFunctionResource,
   LoggingFormat,
   Runtime,
   SystemLogLevel,
 } from "aws-cdk-lib/aws-lambda";
-import { NodejsFunction, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
 import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import { ScheduleGroup } from "aws-cdk-lib/aws-scheduler";
 import { Secret } from "aws-cdk-lib/aws-secretsmanager";
@@ -208,9 +212,9 @@ class SourceIdentityPrincipal extends ArnPrincipal {
 }
 
 export class SpaKnocker extends Construct {
-  readonly knockFunction: NodejsFunction;
-  readonly revokeFunction: NodejsFunction;
-  readonly sweepFunction: NodejsFunction;
+  readonly knockFunction: LambdaFunctionResource;
+  readonly revokeFunction: LambdaFunctionResource;
+  readonly sweepFunction: LambdaFunctionResource;
   readonly replayTable: TableV2;
   readonly accessConfigSecret: Secret;
   /** `spaknock audit` and `grants`: read only. */
@@ -489,7 +493,7 @@ export class SpaKnocker extends Construct {
       knock,
       revoke,
       sweep,
-    }: Record<"knock" | "revoke" | "sweep", { fn: NodejsFunction; role: Role }>,
+    }: Record<"knock" | "revoke" | "sweep", { fn: LambdaFunctionResource; role: Role }>,
     arns: GuardedGroupArns,
     useOpenerRoles: boolean,
   ): { openerRole?: Role; closerRole?: Role } {
@@ -595,7 +599,7 @@ export class SpaKnocker extends Construct {
       maxEventAge?: Duration;
       reservedConcurrency?: number | undefined;
     },
-  ): { fn: NodejsFunction; role: Role } {
+  ): { fn: LambdaFunctionResource; role: Role } {
     const logGroup = new LogGroup(this, `${id}Logs`, { retention: opts.retention });
     // Our own role, without AWSLambdaBasicExecutionRole: it may write to its own log group only.
     const role = new Role(this, `${id}Role`, {
@@ -609,11 +613,9 @@ export class SpaKnocker extends Construct {
         resources: [logGroup.logGroupArn],
       }),
     );
-    const fn = new NodejsFunction(this, id, {
-      entry: join(opts.sourceRoot, "lambda", entryFile),
-      handler: "handler",
-      projectRoot: opts.sourceRoot,
-      depsLockFilePath: join(opts.sourceRoot, "package-lock.json"),
+    const fn = new LambdaFunctionResource(this, id, {
+      code: lambdaBundle(opts.sourceRoot, entryFile),
+      handler: "index.handler",
       runtime: Runtime.NODEJS_24_X,
       architecture: Architecture.ARM_64,
       memorySize: 256,
@@ -633,23 +635,6 @@ export class SpaKnocker extends Construct {
         MANAGED_GROUPS: opts.managedGroups,
         ...(opts.notifyTopicArn ? { NOTIFY_TOPIC_ARN: opts.notifyTopicArn } : {}),
         ...opts.environment,
-      },
-      bundling: {
-        // The project's own esbuild, never Docker: synth works offline and in CI.
-        forceDockerBundling: false,
-        format: OutputFormat.ESM,
-        target: "node24",
-        platform: "node",
-        mainFields: ["module", "main"],
-        // Minified for cold starts, with names kept so stack traces still say where.
-        minify: true,
-        keepNames: true,
-        sourceMap: false,
-        // The SDK version the code was tested with, not whichever the runtime ships.
-        bundleAwsSDK: true,
-        tsconfig: join(opts.sourceRoot, "tsconfig.json"),
-        banner:
-          "import { createRequire as __spaknockRequire } from 'node:module'; const require = __spaknockRequire(import.meta.url);",
       },
     });
     return { fn, role };
@@ -694,7 +679,7 @@ export class SpaKnocker extends Construct {
     );
   }
 
-  private allowAssume(f: { role: Role; fn: NodejsFunction }, target: Role): void {
+  private allowAssume(f: { role: Role; fn: LambdaFunctionResource }, target: Role): void {
     f.role.addToPolicy(
       new PolicyStatement({
         sid: "ActAsTheEngineer",
@@ -766,6 +751,41 @@ export class SpaKnocker extends Construct {
       ),
     );
   }
+}
+
+/**
+ * One function's code: lambda/<entryFile> bundled by cdk/lambda-bundle.mjs (the project's own
+ * esbuild, never Docker, so synth works offline and in CI) into `index.mjs`, with the AWS SDK
+ * inside (the version the code was tested with, not whichever the runtime ships). Not
+ * NodejsFunction's bundling: its esbuild runs without plugins, and the bundle's size and cold
+ * start rest on two (see that script).
+ */
+function lambdaBundle(sourceRoot: string, entryFile: string): Code {
+  return Code.fromAsset(join(sourceRoot, "lambda"), {
+    assetHashType: AssetHashType.OUTPUT,
+    bundling: {
+      // Never pulled: local bundling always succeeds or throws.
+      image: DockerImage.fromRegistry("scratch"),
+      // What the local bundling runs, written out because CDK caches a staged asset by its source
+      // folder and bundling options (not by tryBundle): without it, the three functions, all
+      // from lambda/, would share the first one's bundle.
+      command: ["node", "cdk/lambda-bundle.mjs", `lambda/${entryFile}`, "index.mjs"],
+      local: {
+        tryBundle(outputDir: string) {
+          execFileSync(
+            process.execPath,
+            [
+              join(sourceRoot, "cdk", "lambda-bundle.mjs"),
+              join(sourceRoot, "lambda", entryFile),
+              join(outputDir, "index.mjs"),
+            ],
+            { stdio: ["ignore", "inherit", "inherit"] },
+          );
+          return true;
+        },
+      },
+    },
+  });
 }
 
 function validateProps(

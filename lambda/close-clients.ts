@@ -2,8 +2,12 @@
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { SNSClient } from "@aws-sdk/client-sns";
 import { STSClient } from "@aws-sdk/client-sts";
-import type { CloseClients } from "./clients.js";
+import { type CloseClients, lazyClients } from "./clients.js";
 
 export function createCloseClients(): CloseClients {
-  return { ec2: new EC2Client({}), sts: new STSClient({}), sns: new SNSClient({}) };
+  return lazyClients({
+    ec2: () => new EC2Client({}),
+    sts: () => new STSClient({}),
+    sns: () => new SNSClient({}),
+  });
 }

@@ -36,7 +36,7 @@ export function createKnockService(
     { maxPacketAge: env.MAX_SPA_PACKET_AGE, eventLagSec: MAX_EVENT_LAG_SEC, marginSec: 60 },
     () => Math.floor(nowMs() / 1000),
   );
-  const ec2For = ec2ClientFactory(clients.ec2, clients.sts, env.OPENER_ROLE_ARN);
+  const ec2For = ec2ClientFactory(clients, env.OPENER_ROLE_ARN, nowMs);
   const firewall = new SecurityGroupFirewall({
     ec2For,
     log: (message, extra) => log.error(message, extra),

@@ -5,7 +5,6 @@
  * refreshed rule survives its old schedule), and treat "already gone" as done.
  */
 import type { EC2Client } from "@aws-sdk/client-ec2";
-import { z } from "zod";
 import type { Notifier } from "../core/index.js";
 import { ec2ClientFactory } from "./adapters/opener-role.js";
 import {
@@ -18,17 +17,33 @@ import { SnsNotifier } from "./adapters/sns-notifier.js";
 import type { CloseClients, StructuredLog } from "./clients.js";
 import type { RevokeEnvironment } from "./environment.js";
 
-const revokeEvent = z.object({
-  rules: z
-    .array(
-      z.object({
-        groupId: z.string().regex(/^sg-[0-9a-f]+$/),
-        ruleId: z.string().regex(/^sgr-[0-9a-f]+$/),
-      }),
-    )
-    .min(1)
-    .max(200),
-});
+/** The rules one schedule closes, as scheduler-expiry.ts writes its input. */
+interface RevokeRequest {
+  readonly rules: readonly { readonly groupId: string; readonly ruleId: string }[];
+}
+
+const GROUP_ID = /^sg-[0-9a-f]+$/;
+const RULE_ID = /^sgr-[0-9a-f]+$/;
+const MAX_RULES = 200;
+
+/** The schedule's input, or why it is refused (logged as EVENT_INVALID). */
+function parseRevokeEvent(event: unknown): RevokeRequest | { problem: string } {
+  const rules = (event as { rules?: unknown } | null)?.rules;
+  if (typeof event !== "object" || event === null || !Array.isArray(rules))
+    return { problem: "not an object with a rules array" };
+  if (rules.length === 0 || rules.length > MAX_RULES)
+    return { problem: `${rules.length} rules (1 to ${MAX_RULES})` };
+  const parsed: { groupId: string; ruleId: string }[] = [];
+  for (const [i, rule] of rules.entries()) {
+    const { groupId, ruleId } = (rule ?? {}) as { groupId?: unknown; ruleId?: unknown };
+    if (typeof groupId !== "string" || !GROUP_ID.test(groupId))
+      return { problem: `rules.${i}.groupId: not a security group id` };
+    if (typeof ruleId !== "string" || !RULE_ID.test(ruleId))
+      return { problem: `rules.${i}.ruleId: not a security group rule id` };
+    parsed.push({ groupId, ruleId });
+  }
+  return { rules: parsed };
+}
 
 export interface RevokeService {
   revoke(event: unknown): Promise<{ revoked: string[]; kept: string[] }>;
@@ -41,7 +56,7 @@ export function createRevokeService(
   log: StructuredLog,
   nowMs: () => number = () => Date.now(),
 ): RevokeService {
-  const ec2For = ec2ClientFactory(clients.ec2, clients.sts, env.OPENER_ROLE_ARN);
+  const ec2For = ec2ClientFactory(clients, env.OPENER_ROLE_ARN, nowMs);
   const now = () => Math.floor(nowMs() / 1000);
   const expired = (r: ManagedRule) => r.expiresAt === null || r.expiresAt <= now();
   const notifiers: readonly Notifier[] = env.NOTIFY_TOPIC_ARN
@@ -99,12 +114,12 @@ export function createRevokeService(
 
   return {
     async revoke(event) {
-      const parsed = revokeEvent.safeParse(event);
-      if (!parsed.success) {
-        log.error("refused", { code: "EVENT_INVALID", reason: parsed.error.issues[0]?.message });
+      const parsed = parseRevokeEvent(event);
+      if ("problem" in parsed) {
+        log.error("refused", { code: "EVENT_INVALID", reason: parsed.problem });
         return { revoked: [], kept: [] };
       }
-      const wanted = parsed.data.rules.filter((r) => {
+      const wanted = parsed.rules.filter((r) => {
         const managed = env.MANAGED_GROUPS.includes(r.groupId);
         if (!managed)
           log.error("refused", { code: "GROUP_NOT_MANAGED", groupId: r.groupId, ruleId: r.ruleId });

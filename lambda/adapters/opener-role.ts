@@ -33,28 +33,59 @@ export function assumeRoleRequest(
   };
 }
 
+/**
+ * How long before its credentials expire an assumed session stops being reused. AssumeRole asks
+ * for 900 s, so a session serves its user's knocks (or closes) for up to ten minutes, and a
+ * call never starts on credentials that are about to lapse.
+ */
+export const SESSION_REUSE_MARGIN_MS = 5 * 60_000;
+
+/**
+ * The EC2 client to act with for one user. Without an opener role, the function's own. With one,
+ * a client on that user's assumed session, kept per session name until near its expiry: one
+ * AssumeRole per user every ten minutes, not one per grant. Those clients share the function's
+ * connection pool, so no grant pays for a new TLS connection to EC2.
+ */
 export function ec2ClientFactory(
-  base: EC2Client,
-  sts: STSClient,
+  clients: { readonly ec2: EC2Client; readonly sts: STSClient },
   openerRoleArn: string | undefined,
+  nowMs: () => number = () => Date.now(),
 ): (username: string, purpose?: SessionPurpose) => Promise<EC2Client> {
-  if (!openerRoleArn) return async () => base;
+  if (!openerRoleArn) return async () => clients.ec2;
+  const sessions = new Map<string, { readonly client: EC2Client; readonly reuseUntil: number }>();
   return async (username, purpose = "knock") => {
-    const out = await sts.send(
-      new AssumeRoleCommand(assumeRoleRequest(openerRoleArn, username, purpose)),
-    );
+    const request = assumeRoleRequest(openerRoleArn, username, purpose);
+    const session = sessions.get(request.RoleSessionName);
+    if (session && nowMs() < session.reuseUntil) return session.client;
+    // Read only here: a function without an opener role never builds its STS client.
+    const out = await clients.sts.send(new AssumeRoleCommand(request));
     const c = out.Credentials;
     if (!c?.AccessKeyId || !c.SecretAccessKey)
       throw new Error("AssumeRole returned no credentials");
-    return new EC2Client({
-      region: await base.config.region(),
-      maxAttempts: await base.config.maxAttempts(),
-      ...(base.config.endpoint ? { endpoint: await base.config.endpoint() } : {}),
+    // The function's own client's settings, as the providers it resolved them with (memoized):
+    // a new client would otherwise look each one up again in the environment and the shared
+    // config files, on every new session.
+    const base = clients.ec2.config;
+    const client = new EC2Client({
+      region: base.region,
+      maxAttempts: base.maxAttempts,
+      retryMode: base.retryMode,
+      useDualstackEndpoint: base.useDualstackEndpoint,
+      useFipsEndpoint: base.useFipsEndpoint,
+      userAgentAppId: base.userAgentAppId,
+      authSchemePreference: base.authSchemePreference,
+      ...(base.endpoint ? { endpoint: base.endpoint } : {}),
+      requestHandler: base.requestHandler,
       credentials: {
         accessKeyId: c.AccessKeyId,
         secretAccessKey: c.SecretAccessKey,
         ...(c.SessionToken ? { sessionToken: c.SessionToken } : {}),
       },
     });
+    if (c.Expiration) {
+      const reuseUntil = c.Expiration.getTime() - SESSION_REUSE_MARGIN_MS;
+      sessions.set(request.RoleSessionName, { client, reuseUntil });
+    }
+    return client;
   };
 }
