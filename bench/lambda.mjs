@@ -131,6 +131,13 @@ const ms = performance.now() - t;
 console.log(JSON.stringify({ ms, rssMiB: process.memoryUsage().rss / 1048576, node: process.version }));
 `;
 
+/** The `p`th percentile of one field over the samples. */
+const percentileOf = (samples, field, p) =>
+  percentile(
+    samples.map((s) => s[field]),
+    p,
+  );
+
 async function coldInit(node, f) {
   const samples = [];
   for (let i = 0; i < runs; i++) {
@@ -147,14 +154,8 @@ async function coldInit(node, f) {
   }
   return {
     node: samples[0].node,
-    initMs: percentile(
-      samples.map((s) => s.ms),
-      50,
-    ),
-    rssMiB: percentile(
-      samples.map((s) => s.rssMiB),
-      50,
-    ),
+    initMs: percentileOf(samples, "ms", 50),
+    rssMiB: percentileOf(samples, "rssMiB", 50),
   };
 }
 
@@ -314,22 +315,10 @@ async function measure(fn, kind, { prepare, check, stampReceivedAt = false }, fi
   for (let i = 0; i < INVOCATIONS; i++) samples.push(await once());
   return {
     kind,
-    cpuMs: percentile(
-      samples.map((s) => s.cpuMs),
-      50,
-    ),
-    cpuP90Ms: percentile(
-      samples.map((s) => s.cpuMs),
-      90,
-    ),
-    userMs: percentile(
-      samples.map((s) => s.userMs),
-      50,
-    ),
-    wallMs: percentile(
-      samples.map((s) => s.wallMs),
-      50,
-    ),
+    cpuMs: percentileOf(samples, "cpuMs", 50),
+    cpuP90Ms: percentileOf(samples, "cpuMs", 90),
+    userMs: percentileOf(samples, "userMs", 50),
+    wallMs: percentileOf(samples, "wallMs", 50),
     ...(firstOutcome ? { firstWallMs: firstOutcome.wallMs, firstCpuMs: firstOutcome.cpuMs } : {}),
   };
 }

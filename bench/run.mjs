@@ -75,6 +75,8 @@ if (!existsSync(CLI) || !existsSync(HARNESS)) {
   process.exit(2);
 }
 const { createTestNet, findExecutable } = await import(HARNESS.href);
+// The wire lengths a fwknop packet can have, from the same code the kernel filter is built from.
+const { DIGESTS, fwknopWireLengths } = await import("../dist/core/index.js");
 const RC_STANZA = "bench";
 const BUILD_CONCURRENCY = Math.max(2, availableParallelism() * 2);
 const execFileAsync = promisify(execFile);
@@ -100,8 +102,7 @@ const RATE_SHORTFALL = 0.95;
 // Shaped junk has the lengths a real fwknop packet with the bench's HMAC (SHA-256, fwknop's
 // default: a 43-character base64 tag) can have on the wire, within the 140..399 a kernel check of
 // an fwknop packet's shape allows.
-const HMAC_SHA256_TAG = 43;
-const SHAPED_LENGTHS = fwknopWireLengths(HMAC_SHA256_TAG);
+const SHAPED_LENGTHS = fwknopWireLengths(DIGESTS.sha256.b64Length);
 const DEFAULT_FLOODS =
   "1000,2000,50000,1000x4096,10000x4096,20000x4096,50000x4096,50000x4096s,maxx4096,maxx4096s";
 
@@ -130,21 +131,6 @@ const settings = {
   burstRate: positiveInt(args["burst-rate"], "--burst-rate"),
 };
 if (settings.knocks < 15) usage("--knocks: at least 15");
-
-/**
- * The wire lengths of fwknop packets with a `tagLength`-character HMAC tag, 140..399: the
- * encrypted part is unpadded base64 of n = 16 + 16k bytes (k >= 1: "Salted__", the salt, whole
- * AES blocks) less its first 10 characters (always "U2FsdGVkX1", not sent), so ceil(4n/3) - 10
- * characters, followed by the tag.
- */
-function fwknopWireLengths(tagLength) {
-  const out = [];
-  for (let n = 32; ; n += 16) {
-    const wire = Math.ceil((4 * n) / 3) - 10 + tagLength;
-    if (wire >= 400) return out;
-    if (wire >= 140) out.push(wire);
-  }
-}
 
 function usage(message) {
   process.stderr.write(`bench: ${message}\n`);

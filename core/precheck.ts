@@ -56,7 +56,10 @@ function precheckJose(payload: Uint8Array): CheckedDatagram {
   return { profile: "jose", data };
 }
 
-const isJoseStart = (p: Uint8Array) => p[0] === 0x65 && p[1] === 0x79 && p[2] === 0x4a; // "eyJ"
+/** `eyJ`: base64url of `{"`, the start of every JOSE header. */
+const JOSE_START = [0x65, 0x79, 0x4a] as const;
+const isJoseStart = (p: Uint8Array) =>
+  p[0] === JOSE_START[0] && p[1] === JOSE_START[1] && p[2] === JOSE_START[2];
 
 /** The rule precheckDatagram tells the profiles apart by, for text: `eyJ` and a dot. */
 export function looksLikeJosePacket(data: string): boolean {
@@ -107,21 +110,24 @@ export interface SpaShape {
   readonly joseStart: readonly [number, number, number];
 }
 
-function buildSpaShape(): SpaShape {
-  const tagLengths = [0, ...new Set(Object.values(DIGESTS).map((d) => d.b64Length))];
-  const lengths = new Set<number>();
+/** Every wire length of a fwknop packet whose HMAC tag is `tagLength` characters (0: none). */
+export function fwknopWireLengths(tagLength: number): number[] {
+  const out: number[] = [];
   for (let blocks = 1; ; blocks++) {
     const encrypted = Math.ceil((4 * (16 + 16 * blocks)) / 3) - RIJNDAEL_B64_PREFIX.length;
-    if (encrypted >= MIN_GNUPG_MSG_SIZE) break;
-    for (const tag of tagLengths) {
-      const wire = encrypted + tag;
-      if (wire >= MIN_SPA_DATA_SIZE && wire < MIN_GNUPG_MSG_SIZE) lengths.add(wire);
-    }
+    const wire = encrypted + tagLength;
+    if (wire >= MIN_GNUPG_MSG_SIZE) return out;
+    if (wire >= MIN_SPA_DATA_SIZE) out.push(wire);
   }
+}
+
+function buildSpaShape(): SpaShape {
+  const tagLengths = [0, ...new Set(Object.values(DIGESTS).map((d) => d.b64Length))];
+  const lengths = new Set(tagLengths.flatMap(fwknopWireLengths));
   return {
     fwknopLengths: [...lengths].sort((a, b) => a - b),
     fwknopFirstBytes: [..."+/89"].map((c) => c.charCodeAt(0)),
-    joseStart: [0x65, 0x79, 0x4a],
+    joseStart: JOSE_START,
   };
 }
 

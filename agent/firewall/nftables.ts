@@ -98,12 +98,15 @@ export function nftSetupScript(
   spaGuard: SpaPortGuard | null = null,
 ): string {
   const t = `inet ${table}`;
+  const shapeFilter = spaGuard !== null && spaGuard.shapeFilter !== false;
   const lines = [
     `add table ${t}`,
     ...allowSetLines(t),
     `add set ${t} guard_tcp { type inet_service; }`,
     `add set ${t} guard_udp { type inet_service; }`,
     `add chain ${t} input { type filter hook input priority -10; policy accept; }`,
+    // Declared before the input chain's rules jump to it.
+    ...(shapeFilter ? shapeChainLines(t) : []),
     `flush chain ${t} input`,
     `flush set ${t} guard_tcp`,
     `flush set ${t} guard_udp`,
@@ -115,10 +118,7 @@ export function nftSetupScript(
     // 8-byte UDP header + 140..1500 bytes of SPA data: anything else is junk by size alone.
     lines.push(`add rule ${t} input ${dport} udp length != 148-1508 drop`);
     // Then by shape: junk that is not even shaped like a packet never wakes the daemon.
-    if (spaGuard.shapeFilter !== false) {
-      lines.splice(lines.indexOf(`flush chain ${t} input`), 0, ...shapeChainLines(t));
-      lines.push(`add rule ${t} input ${dport} jump spa_shape`);
-    }
+    if (shapeFilter) lines.push(`add rule ${t} input ${dport} jump spa_shape`);
     if (spaGuard.perSourcePerSecond > 0) {
       const rate = spaGuard.perSourcePerSecond;
       const limit = `limit rate over ${rate}/second burst ${2 * rate} packets`;
