@@ -10,11 +10,11 @@ import {
   type GrantParts,
   grantAccess,
   type JosePrivateKey,
+  type KnockRefusal,
   type Notifier,
-  precheckDatagram,
   type ReplayCache,
-  SpaError,
   type SpaErrorCode,
+  screenKnock,
 } from "../core/index.js";
 import type { Capture, Datagram } from "./capture/datagram.js";
 import { TimerExpiry } from "./expiry-timers.js";
@@ -134,17 +134,14 @@ export class Spaknockd {
       return;
     }
     // Junk is refused here, synchronously, before a promise is made for it: under a flood this
-    // is most of the work. knock() prechecks again (cheaply) for what gets through.
-    try {
-      precheckDatagram(d.payload);
-    } catch (err) {
-      this.stats.refused++;
-      const code = err instanceof SpaError ? err.code : "SPA_SIZE";
-      this.noteRefusal(code, `refused SPA packet from ${d.sourceIp}:${d.sourcePort}: ${code}`);
+    // is most of the work (core/knock.ts screenKnock: precheck, SOURCE, HMAC).
+    const screening = screenKnock(d, this.parts);
+    if (!screening.passed) {
+      this.refused(d, screening.refusal);
       return;
     }
     this.inFlight++;
-    grantAccess(d, this.pipeline, { maxPacketAge: this.parts.maxPacketAge })
+    grantAccess(d, this.pipeline, { maxPacketAge: this.parts.maxPacketAge }, screening)
       .then((outcome) => this.afterKnock(d, outcome))
       .catch((err) =>
         this.parts.log.error(`internal error on packet from ${d.sourceIp}: ${String(err)}`),
@@ -154,16 +151,19 @@ export class Spaknockd {
       });
   }
 
+  private refused(d: Datagram, outcome: KnockRefusal): void {
+    this.stats.refused++;
+    this.noteRefusal(outcome.code, () => {
+      const stanza = outcome.stanza ? ` (stanza #${outcome.stanza.index})` : "";
+      const user = outcome.username ? `, remote user: ${outcome.username}` : "";
+      return `refused SPA packet from ${d.sourceIp}:${d.sourcePort}${user}${stanza}: ${outcome.code} (${outcome.detail})`;
+    });
+  }
+
   private afterKnock(d: Datagram, outcome: GrantOutcome): void {
     const { log, firewall } = this.parts;
     if (!outcome.granted) {
-      this.stats.refused++;
-      const stanza = outcome.stanza ? ` (stanza #${outcome.stanza.index})` : "";
-      const user = outcome.username ? `, remote user: ${outcome.username}` : "";
-      this.noteRefusal(
-        outcome.code,
-        `refused SPA packet from ${d.sourceIp}:${d.sourcePort}${user}${stanza}: ${outcome.code} (${outcome.detail})`,
-      );
+      this.refused(d, outcome);
       return;
     }
     this.stats.granted++;
@@ -185,10 +185,11 @@ export class Spaknockd {
     });
   }
 
-  private noteRefusal(code: SpaErrorCode, line: string | null): void {
+  /** Logs a refusal while this second's budget lasts (the line is built only then), else sums it. */
+  private noteRefusal(code: SpaErrorCode, line: (() => string) | null): void {
     if (line !== null && this.refusalsLogged < REFUSAL_LOG_BUDGET) {
       this.refusalsLogged++;
-      this.parts.log.warning(line);
+      this.parts.log.warning(line());
       return;
     }
     this.suppressed.set(code, (this.suppressed.get(code) ?? 0) + 1);

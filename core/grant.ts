@@ -13,6 +13,7 @@ import {
   type KnockPorts,
   type KnockSettings,
   knock,
+  type Screening,
 } from "./knock.js";
 
 export interface GrantParts extends KnockPorts {
@@ -36,8 +37,9 @@ export async function grantAccess(
   input: KnockInput,
   parts: GrantParts,
   settings: KnockSettings,
+  screening?: Screening,
 ): Promise<GrantOutcome> {
-  const outcome = await knock(input, parts, settings);
+  const outcome = await knock(input, parts, settings, screening);
   if (!outcome.granted) return outcome;
   const { grant, rules } = outcome;
   let schedule: string | null = null;

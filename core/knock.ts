@@ -1,9 +1,10 @@
 /**
  * The knock pipeline, shared by the host daemon and the Lambda: one raw datagram in, one decision
- * out. fwknopd's order, cheapest first (docs/architecture.md, "The pipeline"):
+ * out, cheapest step first (docs/architecture.md, "The pipeline"):
  *
- *   precheck → replay look-up (where it is local) → for each stanza matching SOURCE/DESTINATION:
- *   HMAC → decrypt → decode → age, allow-IP, username, ports → claim the digest → open the firewall.
+ *   precheck → for each stanza matching SOURCE/DESTINATION: HMAC (these first steps synchronous:
+ *   screenKnock) → replay look-up (where it is local) → decrypt → decode → age, allow-IP,
+ *   username, ports → claim the digest → open the firewall.
  *
  * A JOSE-profile packet (docs/jose-profile.md) takes the same road with its own first steps:
  *
@@ -25,6 +26,7 @@ import {
 import type { Firewall, Grant, OpenedRule, ReplayCache } from "./adapters.js";
 import { networkListHolds, parseIpAddress } from "./address.js";
 import { isSpaError, SpaError, type SpaErrorCode } from "./errors.js";
+import { hmacRefusal } from "./hmac.js";
 import type { JosePrivateKey } from "./jose-keys.js";
 import {
   authorizedKeyOf,
@@ -90,7 +92,7 @@ export type KnockOutcome =
       readonly granted: false;
       readonly code: SpaErrorCode;
       readonly detail: string;
-      /** The replay-cache key, once known (fwknop: at once; JOSE: after decryption). */
+      /** The replay-cache key, once known (fwknop: once an HMAC verified; JOSE: after decryption). */
       readonly digest: string | null;
       /** The stanza whose keys verified, if one did. */
       readonly stanza: AccessStanza | null;
@@ -183,27 +185,118 @@ function joseAuthenticator(envelope: JoseEnvelope, serverKey: JosePrivateKey): A
   };
 }
 
-export async function knock(
-  input: KnockInput,
-  ports: KnockPorts,
-  settings: KnockSettings,
-): Promise<KnockOutcome> {
-  const refuse = (r: Refusal, digest: string | null): KnockOutcome => ({
-    granted: false,
-    digest,
-    ...r,
-  });
-  const now = Math.floor(input.receivedAt / 1000);
+/** A candidate stanza, with what the synchronous checks found against it; null: go on. */
+interface ScreenedCandidate {
+  readonly stanza: AccessStanza;
+  readonly refusal: Refusal | null;
+}
 
+/** A datagram past knock()'s synchronous steps, with at least one stanza still to try. */
+export interface ScreenedDatagram {
+  readonly checked: CheckedDatagram;
+  readonly candidates: readonly ScreenedCandidate[];
+}
+
+/** A refusal outcome: what knock() returns when it opens nothing. */
+export type KnockRefusal = Extract<KnockOutcome, { granted: false }>;
+
+export type Screening =
+  | { readonly passed: true; readonly screened: ScreenedDatagram }
+  | { readonly passed: false; readonly refusal: KnockRefusal };
+
+const refusedWith = (r: Refusal, digest: string | null): KnockRefusal => ({
+  granted: false,
+  digest,
+  ...r,
+});
+
+/** Stanza-expired and HMAC checks, in that order; null when the stanza may still take it. */
+function screenStanza(stanza: AccessStanza, checked: CheckedDatagram, now: number): Refusal | null {
+  if (stanza.accessExpire !== null && now > stanza.accessExpire) {
+    return {
+      code: "SPA_STANZA_EXPIRED",
+      detail: `stanza #${stanza.index}`,
+      stanza: null,
+      username: null,
+    };
+  }
+  if (checked.profile === "jose") return null; // its signer is known only after decryption
+  if (stanza.keys === null) {
+    const detail = `stanza #${stanza.index} takes JOSE packets only`;
+    return { code: "SPA_NO_STANZA_VERIFIED", detail, stanza: null, username: null };
+  }
+  if (stanza.keys.hmacKey === null) return null; // no HMAC: only decryption can tell
+  const failed = hmacRefusal(checked.data, stanza.keys.hmacKey, stanza.keys.hmacType);
+  return failed === null ? null : { ...failed, stanza: null, username: null };
+}
+
+/**
+ * knock()'s synchronous first steps, everything a sender can fail without a store, a decryption
+ * or a promise: precheck, SOURCE/DESTINATION, stanza expiry, the fwknop HMAC of each candidate
+ * stanza (JOSE: a server key to open it with). Under a flood of junk this is all the work a
+ * datagram gets, so a receiver calls it on its own first (the host daemon does) and hands what
+ * passed to knock(); knock() calls it itself otherwise.
+ */
+export function screenKnock(
+  input: KnockInput,
+  ports: Pick<KnockPorts, "stanzas" | "serverKey">,
+): Screening {
+  const refuse = (r: Refusal): Screening => ({ passed: false, refusal: refusedWith(r, null) });
   let checked: CheckedDatagram;
   try {
     checked = precheckDatagram(input.payload);
   } catch (err) {
-    return refuse(refusalOf(err, null, null), null);
+    return refuse(refusalOf(err, null, null));
   }
 
-  // fwknop data is its own replay key, known before any crypto: a local cache refuses a replay
-  // at once. A JOSE packet's key (signer and jti) is inside the encryption: its claim refuses it.
+  // Parsed only when some stanza's SOURCE or DESTINATION needs it (ANY holds every address).
+  const { stanzas } = ports;
+  const source = stanzas.some((s) => s.sources !== null) ? parseIpAddress(input.sourceIp) : null;
+  const destination =
+    input.destinationIp === null || stanzas.every((s) => s.destinations === null)
+      ? null
+      : parseIpAddress(input.destinationIp);
+  const matching = stanzas.filter(
+    (s) =>
+      networkListHolds(s.sources, source) &&
+      (s.destinations === null || networkListHolds(s.destinations, destination)),
+  );
+  if (matching.length === 0) {
+    const detail = `no stanza for source ${input.sourceIp}`;
+    return refuse({ code: "SPA_NO_SOURCE_MATCH", detail, stanza: null, username: null });
+  }
+  if (checked.profile === "jose" && !ports.serverKey) {
+    const detail = "no SERVER_KEY_FILE is configured";
+    return refuse({ code: "JOSE_NOT_CONFIGURED", detail, stanza: null, username: null });
+  }
+
+  const now = Math.floor(input.receivedAt / 1000);
+  const candidates = matching.map((stanza) => ({
+    stanza,
+    refusal: screenStanza(stanza, checked, now),
+  }));
+  const first = candidates.find((c) => c.refusal === null);
+  if (first === undefined) return refuse(candidates[0]?.refusal as Refusal);
+  return { passed: true, screened: { checked, candidates } };
+}
+
+/**
+ * The whole pipeline for one datagram. `screening` is screenKnock's result for this same input
+ * and these same stanzas, when the caller has run it already.
+ */
+export async function knock(
+  input: KnockInput,
+  ports: KnockPorts,
+  settings: KnockSettings,
+  screening: Screening = screenKnock(input, ports),
+): Promise<KnockOutcome> {
+  if (!screening.passed) return screening.refusal;
+  const { checked, candidates } = screening.screened;
+  const refuse = refusedWith;
+  const now = Math.floor(input.receivedAt / 1000);
+
+  // fwknop data is its own replay key: a local cache refuses a replay before any decryption. A
+  // JOSE packet's key (signer and jti) is inside the encryption: its claim refuses it.
   let knownDigest: string | null = null;
   if (checked.profile === "fwknop") {
     knownDigest = replayDigest(checked.data);
@@ -227,40 +320,13 @@ export async function knock(
     }
   }
 
-  // Parsed only when some stanza's SOURCE or DESTINATION needs it (ANY holds every address).
-  const source = ports.stanzas.some((s) => s.sources !== null)
-    ? parseIpAddress(input.sourceIp)
-    : null;
-  const destination =
-    input.destinationIp === null || ports.stanzas.every((s) => s.destinations === null)
-      ? null
-      : parseIpAddress(input.destinationIp);
-  const candidates = ports.stanzas.filter(
-    (s) =>
-      networkListHolds(s.sources, source) &&
-      (s.destinations === null || networkListHolds(s.destinations, destination)),
-  );
-  if (candidates.length === 0) {
-    const detail = `no stanza for source ${input.sourceIp}`;
-    return refuse(
-      { code: "SPA_NO_SOURCE_MATCH", detail, stanza: null, username: null },
-      knownDigest,
-    );
-  }
-
   let authenticate: Authenticate;
   if (checked.profile === "fwknop") {
     authenticate = fwknopAuthenticator(checked.data, knownDigest as string);
   } else {
-    if (!ports.serverKey) {
-      const detail = "no SERVER_KEY_FILE is configured";
-      return refuse({ code: "JOSE_NOT_CONFIGURED", detail, stanza: null, username: null }, null);
-    }
     try {
-      authenticate = joseAuthenticator(
-        await openJoseEnvelope(checked.data, ports.serverKey),
-        ports.serverKey,
-      );
+      const serverKey = ports.serverKey as JosePrivateKey; // screenKnock refused it otherwise
+      authenticate = joseAuthenticator(await openJoseEnvelope(checked.data, serverKey), serverKey);
     } catch (err) {
       return refuse(refusalOf(err, null, null), null);
     }
@@ -269,14 +335,9 @@ export async function knock(
   let cryptoRefusal: Refusal | null = null;
   let policyRefusal: Refusal | null = null;
   let lastDigest = knownDigest;
-  for (const stanza of candidates) {
-    if (stanza.accessExpire !== null && now > stanza.accessExpire) {
-      cryptoRefusal ??= {
-        code: "SPA_STANZA_EXPIRED",
-        detail: `stanza #${stanza.index}`,
-        stanza: null,
-        username: null,
-      };
+  for (const { stanza, refusal: screened } of candidates) {
+    if (screened !== null) {
+      cryptoRefusal ??= screened;
       continue;
     }
     let verified: Authenticated;
@@ -347,6 +408,6 @@ export async function knock(
     return { granted: true, grant, rules, stanza, packet, digest };
   }
   const refusal = policyRefusal ?? cryptoRefusal;
-  if (refusal === null) throw new SpaError("SPA_NO_STANZA_VERIFIED"); // unreachable: candidates > 0
+  if (refusal === null) throw new SpaError("SPA_NO_STANZA_VERIFIED"); // unreachable: one passed
   return refuse(refusal, lastDigest);
 }
