@@ -91,8 +91,6 @@ export class Spaknockd {
       this.sweepTimer = setInterval(() => void this.sweep(), this.parts.sweepIntervalMs ?? 5_000);
       this.sweepTimer.unref();
     }
-    this.summaryTimer = setInterval(() => this.flushRefusalSummary(), 1_000);
-    this.summaryTimer.unref();
     await this.parts.capture.start((d) => this.onDatagram(d));
   }
 
@@ -185,8 +183,18 @@ export class Spaknockd {
     });
   }
 
-  /** Logs a refusal while this second's budget lasts (the line is built only then), else sums it. */
+  /**
+   * Logs a refusal while this second's budget lasts (the line is built only then), else sums it.
+   * The second starts at its first refusal: an idle daemon has no timer to wake it.
+   */
   private noteRefusal(code: SpaErrorCode, line: (() => string) | null): void {
+    if (this.summaryTimer === null) {
+      this.summaryTimer = setTimeout(() => {
+        this.summaryTimer = null;
+        this.flushRefusalSummary();
+      }, 1_000);
+      this.summaryTimer.unref();
+    }
     if (line !== null && this.refusalsLogged < REFUSAL_LOG_BUDGET) {
       this.refusalsLogged++;
       this.parts.log.warning(line());
@@ -225,7 +233,8 @@ export class Spaknockd {
     const open = this.expiry.size;
     this.expiry.stop();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
-    if (this.summaryTimer) clearInterval(this.summaryTimer);
+    if (this.summaryTimer) clearTimeout(this.summaryTimer);
+    this.summaryTimer = null;
     this.flushRefusalSummary();
     if (this.parts.flushAtExit) {
       await this.parts.firewall.removeAllGrants();

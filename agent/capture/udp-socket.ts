@@ -6,24 +6,69 @@
  * the kernel as IPv4-mapped (`::ffff:198.18.0.2`). Those are turned back into plain IPv4 here,
  * before anything else sees them, so access rules, grants and logs never meet the mapped form. On
  * a host whose kernel has IPv6 disabled, `::` falls back to IPv4's `0.0.0.0`.
+ *
+ * Under a steady stream it reads in batches (./receive-pacer.ts says when and why), by stopping
+ * and restarting the socket's reads; a lone datagram is read at once.
  */
 import { createSocket, type Socket, type SocketOptions } from "node:dgram";
 import { canonicalIp, isUnspecifiedIp, parseIpAddress } from "../../core/index.js";
 import type { Capture, Datagram } from "./datagram.js";
+import { PACER_DEFAULTS, type PacerSettings, ReceivePacer } from "./receive-pacer.js";
 
 export type UdpSocketFactory = (options: SocketOptions) => Socket;
+
+/** Stops and restarts a bound socket's reads; queued datagrams wait in the kernel meanwhile. */
+export interface ReadSwitch {
+  stop(): void;
+  /** False when reading could not restart (the socket is closing). */
+  start(): boolean;
+}
+
+interface UdpHandle {
+  recvStart(): number;
+  recvStop(): number;
+}
+
+/**
+ * The read switch of a Node dgram socket: node:dgram has no public pause, but its libuv handle,
+ * kept behind the socket's "state symbol", has recvStop/recvStart (what bind and close call).
+ * null on a Node that has them no more: the socket then reads one wake-up per datagram, as
+ * before (test/agent/udp-socket.test.ts checks that the Node running the tests has them).
+ */
+export function readSwitchOf(socket: Socket): ReadSwitch | null {
+  const state = Object.getOwnPropertySymbols(socket).find((k) => k.description === "state symbol");
+  const handle =
+    state && (socket as unknown as Record<symbol, { handle?: unknown }>)[state]?.handle;
+  const h = handle as Partial<UdpHandle> | null | undefined;
+  if (typeof h?.recvStart !== "function" || typeof h.recvStop !== "function") return null;
+  const udp = h as UdpHandle;
+  return {
+    stop: () => void udp.recvStop(),
+    start: () => udp.recvStart() === 0,
+  };
+}
 
 /** The errors a bind to `::` fails with when the kernel has no IPv6. */
 const NO_IPV6 = new Set(["EAFNOSUPPORT", "EPROTONOSUPPORT", "EADDRNOTAVAIL"]);
 
 export class UdpSocketCapture implements Capture {
   private socket: Socket | null = null;
+  private resumeTimer: NodeJS.Timeout | null = null;
+  /** Whether reads are batched on this socket (false: no read switch on this Node). */
+  paced = false;
 
   constructor(
     private readonly address: string,
     private readonly port: number,
     private readonly makeSocket: UdpSocketFactory = createSocket,
+    /** null: read every datagram as it comes. */
+    private readonly pacing: PacerSettings | null = PACER_DEFAULTS,
   ) {}
+
+  /** True while reads are stopped for a batch. */
+  get pausedForBatch(): boolean {
+    return this.resumeTimer !== null;
+  }
 
   /** Where the socket listens once started (`port` 0 picks one), e.g. for the start-up log. */
   get listening(): { readonly address: string; readonly port: number } | null {
@@ -84,6 +129,8 @@ export class UdpSocketCapture implements Capture {
         }
         reject(new Error(`cannot listen on udp/${this.port}: ${err.message}`, { cause: err }));
       });
+      const readSwitch = this.pacing ? readSwitchOf(socket) : null;
+      const onTurn = readSwitch && this.pacing ? this.batcher(readSwitch, this.pacing) : null;
       socket.on("message", (payload, rinfo) => {
         onDatagram({
           payload,
@@ -92,17 +139,43 @@ export class UdpSocketCapture implements Capture {
           destinationIp,
           receivedAt: Date.now(),
         });
+        onTurn?.();
       });
       socket.bind(this.port, address, () => {
         socket.removeAllListeners("error");
         socket.on("error", () => {}); // receive errors on UDP are transient; never crash on them
         this.socket = socket;
+        this.paced = onTurn !== null;
         resolve();
       });
     });
   }
 
+  /**
+   * Counts the datagrams of one event-loop turn (its end: setImmediate, after the poll phase
+   * that read them) and asks the pacer whether to stop reading for a while.
+   */
+  private batcher(readSwitch: ReadSwitch, settings: PacerSettings): () => void {
+    const pacer = new ReceivePacer(settings);
+    let count = 0;
+    const endTurn = () => {
+      const pauseMs = pacer.afterTurn(count, Date.now());
+      count = 0;
+      if (pauseMs === 0 || this.socket === null) return;
+      readSwitch.stop();
+      this.resumeTimer = setTimeout(() => {
+        this.resumeTimer = null;
+        if (this.socket !== null) readSwitch.start();
+      }, pauseMs);
+    };
+    return () => {
+      if (count++ === 0) setImmediate(endTurn);
+    };
+  }
+
   stop(): Promise<void> {
+    if (this.resumeTimer) clearTimeout(this.resumeTimer);
+    this.resumeTimer = null;
     return new Promise((resolve) => {
       if (!this.socket) return resolve();
       this.socket.close(() => resolve());
