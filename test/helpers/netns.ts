@@ -163,7 +163,9 @@ export async function createTestNet(): Promise<TestNet> {
   // logs and rules from concurrent runs (other pids, worker threads) easy to tell apart.
   const subnetIndex = (process.pid * 16 + threadId * 4 + n) % SUBNET_COUNT;
   const subnetPrefix = `198.${18 + Math.floor(subnetIndex / 256)}.${subnetIndex % 256}`;
-  const subnet6Prefix = kernelHasIpv6() ? `2001:db8:5a:${subnetIndex.toString(16)}:` : null;
+  // The fourth group is never 0: `2001:db8:5a:0::2` is not RFC 5952 text (that is
+  // `2001:db8:5a::2`), and tests compare these addresses with what the daemon logs.
+  const subnet6Prefix = kernelHasIpv6() ? `2001:db8:5a:${(subnetIndex + 1).toString(16)}:` : null;
   const server: NetnsEndpoint = {
     ns: `${NS_PREFIX}${id}-srv`,
     ip: `${subnetPrefix}.1`,
