@@ -1,15 +1,17 @@
 import { describe, expect, it } from "vitest";
-import { type KnockInput, knock, parseNetworkList } from "../../core/index.js";
-import { MemoryFirewall, MemoryReplay, packet, stanza, TEST_KEYS } from "../helpers/knock-fakes.js";
+import { knock, parseNetworkList } from "../../core/index.js";
+import {
+  KNOCK_NOW,
+  knockInput,
+  MemoryFirewall,
+  MemoryReplay,
+  packet,
+  stanza,
+  TEST_KEYS,
+} from "../helpers/knock-fakes.js";
 
-const NOW = 1_795_605_803;
-const input = (payload: Buffer, sourceIp = "198.18.0.2"): KnockInput => ({
-  payload,
-  sourceIp,
-  sourcePort: 40000,
-  destinationIp: "198.18.0.1",
-  receivedAt: NOW * 1000,
-});
+const NOW = KNOCK_NOW;
+const input = knockInput;
 const settings = { maxPacketAge: 120 };
 
 describe("knock pipeline", () => {

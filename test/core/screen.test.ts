@@ -13,16 +13,18 @@ import {
   type ReplayCache,
   screenKnock,
 } from "../../core/index.js";
-import { MemoryFirewall, MemoryReplay, packet, stanza, TEST_KEYS } from "../helpers/knock-fakes.js";
+import {
+  KNOCK_NOW,
+  knockInput,
+  MemoryFirewall,
+  MemoryReplay,
+  packet,
+  stanza,
+  TEST_KEYS,
+} from "../helpers/knock-fakes.js";
 
-const NOW = 1_795_605_803;
-const input = (payload: Buffer, sourceIp = "198.18.0.2"): KnockInput => ({
-  payload,
-  sourceIp,
-  sourcePort: 40000,
-  destinationIp: "198.18.0.1",
-  receivedAt: NOW * 1000,
-});
+const NOW = KNOCK_NOW;
+const input = knockInput;
 const settings = { maxPacketAge: 120 };
 const otherKeys = { ...TEST_KEYS, hmacKey: Buffer.from("another-hmac-key") };
 const noHmacKeys = { ...TEST_KEYS, mode: "cbc" as const, hmacKey: null };

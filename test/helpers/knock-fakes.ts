@@ -5,6 +5,7 @@ import {
   buildSpaPacket,
   type Firewall,
   type Grant,
+  type KnockInput,
   type OpenedRule,
   type ReplayCache,
   type ReplayMeta,
@@ -87,3 +88,15 @@ export function packet(
   };
   return Buffer.from(buildSpaPacket(input, keys, Buffer.alloc(8, counter)).wire, "latin1");
 }
+
+/** The receive time of knockInput's datagrams: the packets' default timestamp. */
+export const KNOCK_NOW = 1_795_605_803;
+
+/** A datagram from `sourceIp` to 198.18.0.1, received at KNOCK_NOW. */
+export const knockInput = (payload: Buffer, sourceIp = "198.18.0.2"): KnockInput => ({
+  payload,
+  sourceIp,
+  sourcePort: 40000,
+  destinationIp: "198.18.0.1",
+  receivedAt: KNOCK_NOW * 1000,
+});
