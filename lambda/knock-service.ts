@@ -39,7 +39,7 @@ export function createKnockService(
   const ec2For = ec2ClientFactory(clients, env.OPENER_ROLE_ARN, nowMs);
   const firewall = new SecurityGroupFirewall({
     ec2For,
-    log: (message, extra) => log.error(message, extra),
+    log: (level, message, extra) => log[level](message, extra),
   });
   const expiry = new SchedulerExpiry(clients.scheduler, {
     groupName: env.SCHEDULE_GROUP,

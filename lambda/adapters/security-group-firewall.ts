@@ -153,7 +153,12 @@ interface Previous {
 export interface SecurityGroupFirewallOptions {
   /** The EC2 client to act with for this user (under the opener role when configured). */
   readonly ec2For: (username: string) => Promise<EC2Client>;
-  readonly log: (message: string, extra?: Record<string, unknown>) => void;
+  /** Events of a grant's rules, with their severity: a race resolved is info, a rule left open is an error. */
+  readonly log: (
+    level: "info" | "warn" | "error",
+    message: string,
+    extra?: Record<string, unknown>,
+  ) => void;
 }
 
 /** A grant's rules as the revoke function's event names them. */
@@ -206,6 +211,7 @@ export class SecurityGroupFirewall implements Firewall {
     } catch (err) {
       if (!(err instanceof RuleVanished)) throw err;
       this.options.log(
+        "info",
         "the rule expired or was revoked while this knock refreshed it; authorizing anew",
         { groupId, rule: err.what },
       );
@@ -265,10 +271,14 @@ export class SecurityGroupFirewall implements Firewall {
     if (!existing.Tags?.some((t) => t.Key === TAG.managed)) {
       // Someone else's rule (an admin's permanent one) already lets this address in. Never tag,
       // schedule or revoke it: the door is open without us.
-      this.options.log("address already allowed by a rule spaknock does not manage; left alone", {
-        groupId,
-        ruleId,
-      });
+      this.options.log(
+        "warn",
+        "address already allowed by a rule spaknock does not manage; left alone",
+        {
+          groupId,
+          ruleId,
+        },
+      );
       return { rule: { groupId, ruleId }, created: false, foreign: true };
     }
     const expiresTag = existing.Tags?.find((t) => t.Key === TAG.expires)?.Value;
@@ -348,6 +358,7 @@ export class SecurityGroupFirewall implements Firewall {
         await ec2.send(new CreateTagsCommand({ Resources: [r.ruleId], Tags: [...r.tags] }));
       } catch (err) {
         this.options.log(
+          "warn",
           "could not restore a refreshed rule's old expiry; the sweeper closes it at the new one",
           {
             groupId: r.groupId,
@@ -388,7 +399,7 @@ export class SecurityGroupFirewall implements Firewall {
         await ec2.send(
           new RevokeSecurityGroupIngressCommand({ GroupId: groupId, SecurityGroupRuleIds: ids }),
         );
-        this.options.log("rolled back a partial grant", {
+        this.options.log("warn", "rolled back a partial grant", {
           groupId,
           ruleIds: ids,
           cause: String(cause),
@@ -396,6 +407,7 @@ export class SecurityGroupFirewall implements Firewall {
       } catch (err) {
         // The sweeper removes it at its expiry; say so loudly.
         this.options.log(
+          "error",
           "could not roll back a partial grant; the sweeper will revoke it at expiry",
           {
             groupId,

@@ -519,9 +519,10 @@ describe("knock: all or nothing", () => {
       expect(refused?.extra).toMatchObject({ code: "FIREWALL_FAILED", user: "alice", stanza: 1 });
       expect(String(refused?.extra.reason)).toContain(name);
       expect(log.entries.some((e) => e.message === "granted")).toBe(false);
-      expect(
-        log.entries.find((e) => e.message === "rolled back a partial grant")?.extra,
-      ).toMatchObject({ groupId: SG_A, ruleIds: [RULE_A] });
+      expect(log.entries.find((e) => e.message === "rolled back a partial grant")).toMatchObject({
+        level: "warn",
+        extra: { groupId: SG_A, ruleIds: [RULE_A] },
+      });
     },
   );
 
