@@ -7,7 +7,13 @@ import type { Datagram } from "../../agent/capture/datagram.js";
 import { PACER_DEFAULTS, ReceivePacer } from "../../agent/capture/receive-pacer.js";
 import { readSwitchOf, UdpSocketCapture } from "../../agent/capture/udp-socket.js";
 
-const settings = { pauseMs: 40, busyGapMs: 5, fullTurn: 32 };
+const settings = {
+  firstPauseMs: 40,
+  maxPauseMs: 100,
+  batchTarget: 200,
+  busyGapMs: 5,
+  fullTurn: 32,
+};
 
 describe("ReceivePacer", () => {
   it("reads a lone datagram at once, and keeps doing so while they come seldom", () => {
@@ -24,12 +30,36 @@ describe("ReceivePacer", () => {
     expect(pacer.afterTurn(1, 1_002)).toBe(40);
   });
 
-  it("keeps pausing while each batch holds several, and stops when the stream does", () => {
+  it("sizes later pauses for batchTarget datagrams at the stream's rate, within maxPauseMs", () => {
+    const pacer = new ReceivePacer(settings);
+    expect(pacer.afterTurn(3, 0)).toBe(40);
+    // 20 in the 40 ms pause: 0.5/ms, 200 of them take 400 ms: held to the 100 ms bound.
+    expect(pacer.afterTurn(20, 40)).toBe(100);
+    // 400 in the next 100 ms (4,000/s): 200 of them come in 50 ms.
+    for (let i = 0; i < 12; i++) expect(pacer.afterTurn(32, 140)).toBe(0);
+    expect(pacer.afterTurn(16, 140)).toBe(50);
+  });
+
+  it("pauses for less at a higher rate, counting the full turns that drained the queue", () => {
+    const pacer = new ReceivePacer(settings);
+    expect(pacer.afterTurn(3, 0)).toBe(40);
+    // 32 + 32 + 32 + 4 = 100 read after the 40 ms pause: 2.5/ms, so 200 take 80 ms.
+    expect(pacer.afterTurn(32, 40)).toBe(0);
+    expect(pacer.afterTurn(32, 40)).toBe(0);
+    expect(pacer.afterTurn(32, 40)).toBe(0);
+    expect(pacer.afterTurn(4, 40)).toBe(80);
+    // 3,201 read in the 80 ms since that pause began: 40 per ms (40,000/s), so 5 ms.
+    for (let i = 0; i < 100; i++) pacer.afterTurn(32, 120);
+    expect(pacer.afterTurn(1, 120)).toBe(5);
+  });
+
+  it("stops pausing when a pause gathered one datagram or none: the stream is over", () => {
     const pacer = new ReceivePacer(settings);
     pacer.afterTurn(1, 0);
     expect(pacer.afterTurn(1, 1)).toBe(40);
-    expect(pacer.afterTurn(25, 41)).toBe(40);
-    expect(pacer.afterTurn(1, 81)).toBe(0); // one datagram in 40 ms: no longer steady
+    expect(pacer.afterTurn(25, 41)).toBeGreaterThan(0);
+    expect(pacer.afterTurn(1, 5_000)).toBe(0); // one datagram long after: no longer steady
+    expect(pacer.afterTurn(1, 9_000)).toBe(0); // and a lone one after that is read at once too
   });
 
   it("never pauses after a full turn: the event loop stopped at its cap, more is queued", () => {
@@ -39,9 +69,12 @@ describe("ReceivePacer", () => {
     expect(pacer.afterTurn(500, 2)).toBe(0);
   });
 
-  it("pauses for less than fwknopd's 100 ms poll by default", () => {
-    expect(PACER_DEFAULTS.pauseMs).toBeGreaterThan(0);
-    expect(PACER_DEFAULTS.pauseMs).toBeLessThan(100);
+  it("never pauses longer than fwknopd's 100 ms poll by default", () => {
+    expect(PACER_DEFAULTS.firstPauseMs).toBeGreaterThan(0);
+    expect(PACER_DEFAULTS.maxPauseMs).toBeLessThanOrEqual(100);
+    const pacer = new ReceivePacer();
+    pacer.afterTurn(3, 0);
+    expect(pacer.afterTurn(2, 10_000)).toBe(PACER_DEFAULTS.maxPauseMs); // a slow stream
   });
 });
 
@@ -96,7 +129,11 @@ describe("UdpSocketCapture reading in batches (loopback)", () => {
   });
 
   it("delivers every datagram of a steady stream, in order, across its pauses", async () => {
-    const capture = new UdpSocketCapture("::", 0, undefined, { ...settings, pauseMs: 20 });
+    const capture = new UdpSocketCapture("::", 0, undefined, {
+      ...settings,
+      firstPauseMs: 20,
+      maxPauseMs: 20,
+    });
     const got: Datagram[] = [];
     let pausedSeen = false;
     await capture.start((d) => {
@@ -120,7 +157,7 @@ describe("UdpSocketCapture reading in batches (loopback)", () => {
 
   it("holds datagrams in the kernel while paused and reads them all when the pause ends", async () => {
     // What arrives during a pause is not read before it ends, and not lost when it does.
-    const capture = new UdpSocketCapture("::", 0, undefined, { ...settings, pauseMs: 2_000 });
+    const capture = new UdpSocketCapture("::", 0, undefined, { ...settings, firstPauseMs: 2_000 });
     const got: string[] = [];
     await capture.start((d) => got.push(d.payload.toString()));
     const port = capture.listening?.port as number;
@@ -140,7 +177,7 @@ describe("UdpSocketCapture reading in batches (loopback)", () => {
   });
 
   it("reads a lone datagram after quiet without pausing first", async () => {
-    const capture = new UdpSocketCapture("::", 0, undefined, { ...settings, pauseMs: 60_000 });
+    const capture = new UdpSocketCapture("::", 0, undefined, { ...settings, firstPauseMs: 60_000 });
     const got: string[] = [];
     await capture.start((d) => got.push(d.payload.toString()));
     try {
