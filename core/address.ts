@@ -111,6 +111,16 @@ export function parseIpAddress(text: string): IpAddress | null {
   return { family: 6, value, text: ipv6Text(value) };
 }
 
+/**
+ * RFC 5952 text of 16 address bytes in network order (a socket's peer address). An IPv4-mapped
+ * one is written as IPv6 here: a caller that takes mapped senders as IPv4 tells them apart first.
+ */
+export function ipv6TextOf(bytes: Uint8Array): string {
+  let value = 0n;
+  for (let i = 0; i < 16; i++) value = (value << 8n) | BigInt(bytes[i] ?? 0);
+  return ipv6Text(value);
+}
+
 export function isValidIpv6(text: string): boolean {
   return parseIpAddress(text)?.family === 6;
 }

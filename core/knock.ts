@@ -210,6 +210,14 @@ const refusedWith = (r: Refusal, digest: string | null): KnockRefusal => ({
   ...r,
 });
 
+/**
+ * A refusal from screenKnock. At module level, not a closure in it: the daemon's bundle keeps
+ * function names (esbuild keepNames), which names every closure when it is made, per datagram.
+ */
+function screenedOut(r: Refusal): Screening {
+  return { passed: false, refusal: refusedWith(r, null) };
+}
+
 /** Stanza-expired and HMAC checks, in that order; null when the stanza may still take it. */
 function screenStanza(stanza: AccessStanza, checked: CheckedDatagram, now: number): Refusal | null {
   if (stanza.accessExpire !== null && now > stanza.accessExpire) {
@@ -241,7 +249,7 @@ export function screenKnock(
   input: KnockInput,
   ports: Pick<KnockPorts, "stanzas" | "serverKey">,
 ): Screening {
-  const refuse = (r: Refusal): Screening => ({ passed: false, refusal: refusedWith(r, null) });
+  const refuse = screenedOut;
   let checked: CheckedDatagram;
   try {
     checked = precheckDatagram(input.payload);

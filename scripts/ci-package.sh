@@ -79,6 +79,9 @@ for backend in nftables iptables; do
   pids+=("$pid")
   for _ in $(seq 100); do grep -q 'spaknockd started' "$work/$backend/log" && break; sleep 0.1; done
   grep -q 'spaknockd started' "$work/$backend/log" || fail "spaknockd ($backend) did not start: $(tail -n 1 "$work/$backend/log")"
+  # The package's batched UDP reader (/usr/lib/spaknock/native) is found and used.
+  grep -q 'spaknockd started: .*batched reads (recvmmsg)' "$work/$backend/log" ||
+    fail "the installed spaknockd does not read in batches: $(grep 'spaknockd started' "$work/$backend/log")"
   kill "$pid"
   wait "$pid" 2>/dev/null || true
 done

@@ -2,6 +2,7 @@
 # Builds build/spaknock_<version>_<arch>.deb with dpkg-deb (no debhelper) and prints its path:
 #   /usr/lib/spaknock/spaknock.mjs                  the client, one file bundled by esbuild
 #   /usr/lib/spaknock/spaknockd/main.mjs, chunks/   the daemon (scripts/bundle-daemon.mjs)
+#   /usr/lib/spaknock/native/udp-batch.node         the daemon's batched UDP reader (native)
 #   /usr/lib/spaknock/node_modules/cap              libpcap binding, for pcap capture (native:
 #                                                   why the package is per architecture, and
 #                                                   tied to the Node major version that built it)
@@ -83,6 +84,15 @@ if [ -f node_modules/cap/build/Release/cap.node ]; then
   depends="$depends, libpcap0.8"
 else
   echo "package: node_modules/cap is not built (apt-get install libpcap-dev; npm ci): no pcap capture in this package" >&2
+fi
+
+# spaknockd's batched UDP reader (native/udp-batch.c, Node-API: any Node from 22 on), found by
+# the bundle beside its own directory; without it the daemon reads with node:dgram.
+if [ -f dist/native/udp-batch.node ]; then
+  mkdir -p "$lib/native"
+  install -m 644 dist/native/udp-batch.node "$lib/native/udp-batch.node"
+else
+  echo "package: dist/native/udp-batch.node is not built (npm run build, with a C compiler): spaknockd will read with node:dgram" >&2
 fi
 
 sed -e 's|^ExecStart=/usr/bin/node [^/]*/opt/spaknock/dist/spaknockd/main.js |ExecStart=/usr/bin/spaknockd |' \

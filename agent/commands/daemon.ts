@@ -166,7 +166,7 @@ async function runDaemon(opts: DaemonOptions, config: LoadedConfig, log: Log): P
   }
   const how =
     capture instanceof UdpSocketCapture
-      ? `udp socket ${capture.describe()}`
+      ? `udp socket ${capture.describe()}, ${capture.describeReader()}`
       : `pcap on ${opts.interface ?? s.pcapInterface} (${s.pcapFilter})`;
   // --fw-revoke reaches the daemon here (agent/control-socket.ts says why); not in test mode,
   // where nothing is opened and the socket of a real daemon with the same run dir must stay.
