@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // spaknockd against the real fwknopd 2.6.x, in the same run and the same kind of network
 // namespaces (docs/architecture.md: bench/; issues 3 and 14). Needs root, `npm run build`, fwknopd,
-// nft, iptables and iproute2. About 4 minutes with the defaults on a 2-core machine.
+// nft, iptables and iproute2. About 6 minutes with the defaults on a 2-core machine.
 //
 //   node bench/run.mjs [--knocks 20] [--flood-seconds 3] [--fwknopd-floods LIST]
-//                      [--spaknockd-floods LIST] [--burst 4000] [--burst-rate 1000]
+//                      [--spaknockd-floods LIST] [--burst 20000] [--burst-rate 1000]
 //                      [--only fwknopd|spaknockd] [--verbose] [--json]
 //
 // A flood is RATE[xSOURCES][s], and LIST is floods separated by commas; both daemons default to
@@ -33,7 +33,9 @@
 //   2. CPU time per junk packet, once with random base64 junk and once with shaped junk
 //      (/proc/<pid>/stat utime+stime, and schedstat, over a fixed burst at a fixed rate spread
 //      over 4096 sources, so that every datagram reaches the daemon past per-source limits),
-//      each after the same burst once unmeasured, so that both are steady-state figures;
+//      each after the same burst once unmeasured, so that both are steady-state figures (20,000
+//      datagrams by default: over 4,000, the figure moved by a few µs from run to run with when
+//      V8 finished compiling the daemon's packet path, and fwknopd's by as much with the VM);
 //   3. valid knocks honoured during each junk flood of the list, 10 valid knocks from distinct
 //      addresses in the middle half; a knock is honoured if a TCP connect from its address
 //      succeeds before the flood ends plus 2 s; with the achieved junk rate, the daemon's CPU and
@@ -113,7 +115,7 @@ const { values: args } = parseArgs({
     "flood-seconds": { type: "string", default: "3" },
     "fwknopd-floods": { type: "string", default: DEFAULT_FLOODS },
     "spaknockd-floods": { type: "string", default: DEFAULT_FLOODS },
-    burst: { type: "string", default: "4000" },
+    burst: { type: "string", default: "20000" },
     "burst-rate": { type: "string", default: "1000" },
     only: { type: "string" },
     verbose: { type: "boolean", default: false },
