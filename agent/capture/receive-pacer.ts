@@ -10,7 +10,8 @@
  * while datagrams keep coming does it leave them in the socket buffer and read them together.
  *
  * How long: long enough that a batch holds about `batchTarget` datagrams at the rate the last
- * batch came in, never longer than `maxPauseMs` (fwknopd's poll interval: a knock that arrives
+ * batch came in (none at all once that rate is below one per `busyGapMs`), never longer than
+ * `maxPauseMs` (fwknopd's poll interval: a knock that arrives
  * during a flood waits at most that long) and never so long that the socket buffer would fill
  * (at 50,000/s a 1,024-datagram batch is 20 ms: well under the 8 MiB buffer). The first pause of
  * a stream, when there is no rate to go by yet, is `firstPauseMs`.
@@ -69,9 +70,11 @@ export class ReceivePacer {
     if (this.windowStartMs === null) {
       return count >= 2 || gap < busyGapMs ? firstPauseMs : 0;
     }
-    // A pause that gathered no more than one datagram: the stream is over, read at once again.
-    if (this.readInWindow < 2) return 0;
+    // Slower than one datagram per busyGapMs since the last pause (what a per-source limit in the
+    // kernel lets through, or the end of a flood): wake-ups cost little at that rate, and a knock
+    // among them should not wait. Read at once again.
     const perMs = this.readInWindow / Math.max(1, nowMs - this.windowStartMs);
+    if (this.readInWindow < 2 || perMs < 1 / busyGapMs) return 0;
     return Math.max(1, Math.min(maxPauseMs, Math.round(batchTarget / perMs)));
   }
 }

@@ -62,6 +62,15 @@ describe("ReceivePacer", () => {
     expect(pacer.afterTurn(1, 9_000)).toBe(0); // and a lone one after that is read at once too
   });
 
+  it("stops pausing when the stream slows below one datagram per busyGapMs", () => {
+    // What a per-source limit in the kernel lets through: a few at a time, tens per second.
+    const pacer = new ReceivePacer(settings);
+    expect(pacer.afterTurn(5, 0)).toBe(40);
+    expect(pacer.afterTurn(5, 40)).toBe(0); // 5 in 40 ms: 125/s, below one per 5 ms
+    expect(pacer.afterTurn(1, 300)).toBe(0); // a knock among them is read at once
+    expect(pacer.afterTurn(3, 600)).toBe(40); // the next burst starts over
+  });
+
   it("never pauses after a full turn: the event loop stopped at its cap, more is queued", () => {
     const pacer = new ReceivePacer(settings);
     pacer.afterTurn(1, 0);
@@ -74,7 +83,8 @@ describe("ReceivePacer", () => {
     expect(PACER_DEFAULTS.maxPauseMs).toBeLessThanOrEqual(100);
     const pacer = new ReceivePacer();
     pacer.afterTurn(3, 0);
-    expect(pacer.afterTurn(2, 10_000)).toBe(PACER_DEFAULTS.maxPauseMs); // a slow stream
+    // 10 in the first pause (400/s): 1,024 of them would take 2.5 s.
+    expect(pacer.afterTurn(10, PACER_DEFAULTS.firstPauseMs)).toBe(PACER_DEFAULTS.maxPauseMs);
   });
 });
 
