@@ -50,14 +50,31 @@ typedef struct {
   int fd;
   int polling;
   int closed;
+  /* Closed by the environment's teardown (on_env_teardown), not by close(). */
+  int tearing_down;
+  /* The JavaScript handle's box (NULL once it was finalized): cleared when this closes. */
+  struct handle_box *box;
   struct mmsghdr msgs[SLOTS];
   struct iovec iov[SLOTS];
   struct sockaddr_storage from[SLOTS];
 } receiver_t;
 
+/*
+ * What the JavaScript handle holds: a pointer that close() clears. The receiver itself is freed
+ * by libuv's close callback, the box by the handle's finalizer, so a call on a closed handle
+ * finds NULL instead of freed memory.
+ */
+typedef struct handle_box {
+  receiver_t *r;
+} handle_box_t;
+
+/* Tags the JavaScript handle, so that no other external is taken for one. */
+static const napi_type_tag HANDLE_TAG = {0x7370616b6e6f636bULL, 0x7564702d62617463ULL};
+
 static const uint8_t V4_MAPPED[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
 static void reset_slots(receiver_t *r) {
+  memset(r->from, 0, sizeof r->from);
   for (int i = 0; i < SLOTS; i++) {
     r->msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
     r->msgs[i].msg_hdr.msg_flags = 0;
@@ -70,13 +87,14 @@ static void describe_slot(receiver_t *r, int i) {
   memset(m, 0, META_INTS * sizeof(int32_t));
   m[0] = (int32_t)r->msgs[i].msg_len; /* MSG_TRUNC: the length as sent, even if cut */
   const struct sockaddr_storage *a = &r->from[i];
+  const socklen_t namelen = r->msgs[i].msg_hdr.msg_namelen;
   uint8_t *addr = (uint8_t *)&m[3];
-  if (a->ss_family == AF_INET) {
+  if (a->ss_family == AF_INET && namelen >= sizeof(struct sockaddr_in)) {
     const struct sockaddr_in *a4 = (const struct sockaddr_in *)a;
     m[1] = 4;
     m[2] = ntohs(a4->sin_port);
     memcpy(addr, &a4->sin_addr, 4);
-  } else if (a->ss_family == AF_INET6) {
+  } else if (a->ss_family == AF_INET6 && namelen >= sizeof(struct sockaddr_in6)) {
     const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)a;
     m[2] = ntohs(a6->sin6_port);
     if (memcmp(a6->sin6_addr.s6_addr, V4_MAPPED, 12) == 0) {
@@ -115,7 +133,13 @@ static void call_on_batch(receiver_t *r, int count) {
 static void on_readable(uv_poll_t *handle, int status, int events) {
   receiver_t *r = (receiver_t *)handle->data;
   (void)events;
-  if (status < 0 || r->closed) return;
+  if (r->closed) return;
+  if (status < 0) {
+    /* libuv stopped this handle itself (POLLERR): say so; JavaScript restarts it. */
+    r->polling = 0;
+    call_on_batch(r, status < -1 ? status : -1);
+    return;
+  }
   for (int batch = 0; batch < BATCHES_PER_WAKEUP && r->polling && !r->closed; batch++) {
     reset_slots(r);
     int n = recvmmsg(r->fd, r->msgs, SLOTS, MSG_DONTWAIT | MSG_TRUNC, NULL);
@@ -131,13 +155,23 @@ static napi_value throw_error(napi_env env, const char *code, const char *messag
   return NULL;
 }
 
-static receiver_t *receiver_of(napi_env env, napi_callback_info info) {
+/* The receiver behind a handle argument: NULL with an exception for anything else, NULL without
+ * one (*closed set) for a closed handle. */
+static receiver_t *receiver_of(napi_env env, napi_callback_info info, bool *closed) {
   size_t argc = 1;
   napi_value arg;
   void *data = NULL;
-  if (napi_get_cb_info(env, info, &argc, &arg, NULL, NULL) != napi_ok || argc < 1) return NULL;
-  if (napi_get_value_external(env, arg, &data) != napi_ok) return NULL;
-  return (receiver_t *)data;
+  bool tagged = false;
+  *closed = false;
+  if (napi_get_cb_info(env, info, &argc, &arg, NULL, NULL) != napi_ok || argc < 1 ||
+      napi_check_object_type_tag(env, arg, &HANDLE_TAG, &tagged) != napi_ok || !tagged ||
+      napi_get_value_external(env, arg, &data) != napi_ok || data == NULL) {
+    napi_throw_type_error(env, "ERR_UDP_BATCH_ARGS", "not a udp-batch handle");
+    return NULL;
+  }
+  receiver_t *r = ((handle_box_t *)data)->r;
+  if (r == NULL) *closed = true;
+  return r;
 }
 
 static void on_closed(uv_handle_t *handle) {
@@ -147,6 +181,41 @@ static void on_closed(uv_handle_t *handle) {
   napi_delete_reference(r->env, r->meta_ref);
   napi_async_destroy(r->env, r->context);
   free(r);
+}
+
+/* Stops polling for good and frees the receiver once libuv has closed its handle. */
+static void close_receiver(receiver_t *r) {
+  if (r->closed) return;
+  r->closed = 1;
+  r->polling = 0;
+  if (r->box != NULL) r->box->r = NULL;
+  r->box = NULL;
+  uv_poll_stop(&r->poll);
+  uv_close((uv_handle_t *)&r->poll, on_closed);
+}
+
+/* The environment ends (process exit, a worker's end) with the receiver still open: a libuv
+ * handle left open then aborts the process, so it is closed here. Without a close callback: this
+ * module may be unloaded before libuv runs it (a worker's loop closes its handles after its
+ * addons are gone). So the receiver's memory, which holds the handle, is left to the exit. */
+static void on_env_teardown(void *data) {
+  receiver_t *r = (receiver_t *)data;
+  if (r->closed) return;
+  r->tearing_down = 1;
+  r->closed = 1;
+  r->polling = 0;
+  if (r->box != NULL) r->box->r = NULL;
+  r->box = NULL;
+  uv_poll_stop(&r->poll);
+  uv_close((uv_handle_t *)&r->poll, NULL);
+}
+
+static void on_box_finalized(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  handle_box_t *box = (handle_box_t *)data;
+  if (box->r != NULL) box->r->box = NULL; /* still open: it just has no handle any more */
+  free(box);
 }
 
 /* start(fd, payloads, meta, onBatch) -> handle; polling starts at once. */
@@ -203,32 +272,45 @@ static napi_value start(napi_env env, napi_callback_info info) {
   napi_create_reference(env, argv[2], 1, &r->meta_ref);
   rc = uv_poll_start(&r->poll, UV_READABLE, on_readable);
   if (rc != 0) {
-    r->closed = 1;
-    uv_close((uv_handle_t *)&r->poll, on_closed);
+    close_receiver(r);
     return throw_error(env, "ERR_UDP_BATCH_POLL", uv_strerror(rc));
   }
   r->polling = 1;
+  handle_box_t *box = calloc(1, sizeof(handle_box_t));
   napi_value external;
-  napi_create_external(env, r, NULL, NULL, &external);
+  if (box == NULL) {
+    close_receiver(r);
+    return throw_error(env, "ERR_UDP_BATCH_NOMEM", "out of memory");
+  }
+  box->r = r;
+  if (napi_create_external(env, box, on_box_finalized, NULL, &external) != napi_ok ||
+      napi_type_tag_object(env, external, &HANDLE_TAG) != napi_ok) {
+    free(box);
+    close_receiver(r);
+    return throw_error(env, "ERR_UDP_BATCH_INIT", "cannot make a handle");
+  }
+  r->box = box;
+  napi_add_env_cleanup_hook(env, on_env_teardown, r);
   return external;
 }
 
-/* pause(handle): datagrams wait in the socket buffer until resume. */
+/* pause(handle): datagrams wait in the socket buffer until resume. Nothing once closed. */
 static napi_value pause_reads(napi_env env, napi_callback_info info) {
-  receiver_t *r = receiver_of(env, info);
-  if (r == NULL) return throw_error(env, "ERR_UDP_BATCH_ARGS", "pause(handle)");
-  if (!r->closed && r->polling) {
+  bool closed;
+  receiver_t *r = receiver_of(env, info, &closed);
+  if (r != NULL && r->polling) {
     uv_poll_stop(&r->poll);
     r->polling = 0;
   }
   return NULL;
 }
 
-/* resume(handle) -> true, or false once closed. */
+/* resume(handle) -> true, or false once closed or when polling cannot restart. */
 static napi_value resume_reads(napi_env env, napi_callback_info info) {
-  receiver_t *r = receiver_of(env, info);
-  if (r == NULL) return throw_error(env, "ERR_UDP_BATCH_ARGS", "resume(handle)");
-  int ok = !r->closed;
+  bool closed;
+  receiver_t *r = receiver_of(env, info, &closed);
+  if (r == NULL && !closed) return NULL; /* not a handle: the exception is pending */
+  bool ok = r != NULL;
   if (ok && !r->polling) {
     ok = uv_poll_start(&r->poll, UV_READABLE, on_readable) == 0;
     r->polling = ok;
@@ -238,16 +320,14 @@ static napi_value resume_reads(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* close(handle): stops polling for good (before the socket is closed); the handle is freed by
+/* close(handle): stops polling for good (before the socket is closed); the receiver is freed by
  * libuv's close callback. A second close does nothing. */
 static napi_value close_reads(napi_env env, napi_callback_info info) {
-  receiver_t *r = receiver_of(env, info);
-  if (r == NULL) return throw_error(env, "ERR_UDP_BATCH_ARGS", "close(handle)");
-  if (!r->closed) {
-    r->closed = 1;
-    r->polling = 0;
-    uv_poll_stop(&r->poll);
-    uv_close((uv_handle_t *)&r->poll, on_closed);
+  bool closed;
+  receiver_t *r = receiver_of(env, info, &closed);
+  if (r != NULL) {
+    napi_remove_env_cleanup_hook(env, on_env_teardown, r);
+    close_receiver(r);
   }
   return NULL;
 }

@@ -13,7 +13,7 @@
 // else next to the running node (official binaries: bin/node and include/node), else
 // /usr/include/node (Debian's libnode-dev / nodejs-dev). The compiler: $CC, else cc.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, realpathSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -25,7 +25,8 @@ const { values: args } = parseArgs({
 
 const candidates = [
   process.env.npm_config_nodedir && join(process.env.npm_config_nodedir, "include", "node"),
-  join(dirname(process.execPath), "..", "include", "node"),
+  // The running node's own tree (process.execPath may be a symlink into it, as npm's bin is).
+  join(dirname(realpathSync(process.execPath)), "..", "include", "node"),
   "/usr/include/node",
 ].filter(Boolean);
 const include = candidates.find((dir) => existsSync(join(dir, "node_api.h")));

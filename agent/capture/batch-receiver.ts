@@ -39,6 +39,9 @@ const MODULE_PATHS = ["../native/", "../../native/", "../../../native/", "../../
 
 let loaded: BatchModule | string | undefined;
 
+/** After a socket error stopped polling, when to poll again. */
+const POLL_ERROR_RETRY_MS = 10;
+
 /** The native module, or why it is not there (loaded once). SPAKNOCK_NO_BATCH_MODULE=1: never. */
 export function loadBatchModule(): BatchModule | string {
   if (loaded !== undefined) return loaded;
@@ -87,7 +90,12 @@ export class BatchReceiver {
     const meta = new Int32Array(metaBytes.buffer, metaBytes.byteOffset, SLOTS * META_INTS);
     const bytes = new Uint8Array(metaBytes.buffer, metaBytes.byteOffset, metaBytes.length);
     this.handle = batch.start(fd, payloads, metaBytes, (count) => {
-      for (let i = 0; i < count; i++) {
+      if (count < 0) {
+        // libuv stopped polling on a socket error (POLLERR): poll again shortly.
+        setTimeout(() => this.resume(), POLL_ERROR_RETRY_MS).unref();
+        return;
+      }
+      for (let i = 0; i < count && !this.closed; i++) {
         const m = i * META_INTS;
         const family = meta[m + 1];
         if (family !== 4 && family !== 6) continue; // no source address: nothing to answer to
@@ -98,7 +106,8 @@ export class BatchReceiver {
             : ipv6TextOf(bytes.subarray(at, at + 16));
         const start = i * SLOT_BYTES;
         // A copy: the slots are overwritten by the next batch, and a knock outlives its batch.
-        // A datagram longer than a slot is cut to it; no SPA packet is that long (precheck).
+        // A datagram longer than a slot is cut to it, and refused for its size like any datagram
+        // over MAX_SPA_DATA_SIZE (its refusal then says 2048 bytes, not the length sent).
         const length = Math.min(meta[m] as number, SLOT_BYTES);
         onDatagram({
           payload: Buffer.from(payloads.subarray(start, start + length)),

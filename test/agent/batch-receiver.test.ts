@@ -3,11 +3,16 @@
 // dgram; a datagram handed on as a view of a slot the next batch overwrites; a wrong source
 // address or port (the address a grant opens for); a descriptor still polled after the socket
 // closed.
+import { execFile } from "node:child_process";
 import { createSocket, type Socket } from "node:dgram";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import { loadBatchModule } from "../../agent/capture/batch-receiver.js";
 import type { Datagram } from "../../agent/capture/datagram.js";
-import { UdpSocketCapture } from "../../agent/capture/udp-socket.js";
+import { descriptorOf, readSwitchOf, UdpSocketCapture } from "../../agent/capture/udp-socket.js";
 import { MAX_SPA_DATA_SIZE, precheckDatagram, SpaError } from "../../core/index.js";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -140,5 +145,73 @@ describe("the native batch reader", () => {
     await send(s, "again", port, "127.0.0.1");
     expect(await until(() => again.length === 1, 5_000)).toBe(true);
     expect(got).toHaveLength(1);
+  });
+
+  it("stops handing on datagrams the moment stop() is called, mid-batch", async () => {
+    const got: Datagram[] = [];
+    const c = new UdpSocketCapture("127.0.0.1", 0);
+    await c.start((d) => {
+      got.push(d);
+      if (got.length === 10) void c.stop();
+    });
+    open.captures.push(c);
+    expect(c.reader).toBe("batch");
+    const s = await sender("udp4", "127.0.0.1");
+    const port = c.listening?.port as number;
+    await Promise.all(Array.from({ length: 100 }, (_, i) => send(s, `d${i}`, port, "127.0.0.1")));
+    await sleep(200);
+    expect(got).toHaveLength(10);
+  });
+
+  it("takes a closed handle calmly and refuses anything that is not a handle", async () => {
+    const batch = loadBatchModule();
+    if (typeof batch === "string") throw new Error(batch);
+    const socket = createSocket("udp4");
+    open.sockets.push(socket);
+    await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve));
+    readSwitchOf(socket)?.stop();
+    const fd = descriptorOf(socket) as number;
+    const payloads = Buffer.alloc(batch.SLOTS * batch.SLOT_BYTES);
+    const meta = Buffer.alloc(batch.SLOTS * batch.META_INTS * 4);
+    const handle = batch.start(fd, payloads, meta, () => {});
+    expect(batch.resume(handle)).toBe(true);
+    batch.close(handle);
+    await sleep(20); // libuv's close callback has freed the receiver
+    batch.close(handle);
+    batch.pause(handle);
+    expect(batch.resume(handle)).toBe(false);
+    expect(() => batch.pause({})).toThrow(TypeError);
+    expect(() => batch.close(payloads)).toThrow(TypeError);
+    expect(() => batch.start(fd, Buffer.alloc(10), meta, () => {})).toThrow(/payloads/);
+  });
+
+  it("lets a worker thread that still reads end without aborting the process", async () => {
+    // An open libuv handle at an environment's teardown aborts Node (uv_loop_close): the module
+    // closes its poll handle in a cleanup hook.
+    const capture = new URL("../../dist/agent/capture/udp-socket.js", import.meta.url).href;
+    const dir = mkdtempSync(join(tmpdir(), "spaknock-batch-"));
+    try {
+      const worker = [
+        'import { parentPort } from "node:worker_threads";',
+        `const { UdpSocketCapture } = await import(${JSON.stringify(capture)});`,
+        'const c = new UdpSocketCapture("127.0.0.1", 0);',
+        "await c.start(() => {});",
+        "parentPort.postMessage(c.reader);",
+      ];
+      const main = [
+        'import { Worker } from "node:worker_threads";',
+        'const w = new Worker(new URL("./worker.mjs", import.meta.url));',
+        'w.on("message", async (r) => { console.log(r); await w.terminate(); console.log("ended"); });',
+        'w.on("error", (e) => { console.error(e); process.exit(3); });',
+      ];
+      writeFileSync(join(dir, "worker.mjs"), `${worker.join("\n")}\n`);
+      writeFileSync(join(dir, "main.mjs"), `${main.join("\n")}\n`);
+      const { stdout } = await promisify(execFile)(process.execPath, [join(dir, "main.mjs")], {
+        timeout: 20_000,
+      });
+      expect(stdout.trim().split("\n")).toEqual(["batch", "ended"]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
