@@ -111,14 +111,26 @@ export function parseIpAddress(text: string): IpAddress | null {
   return { family: 6, value, text: ipv6Text(value) };
 }
 
+/** Dotted-quad text of the 4 address bytes at `at`, in network order (a packet's, a socket's). */
+export function ipv4TextOf(bytes: Uint8Array, at = 0): string {
+  return `${bytes[at]}.${bytes[at + 1]}.${bytes[at + 2]}.${bytes[at + 3]}`;
+}
+
 /**
- * RFC 5952 text of 16 address bytes in network order (a socket's peer address). An IPv4-mapped
- * one is written as IPv6 here: a caller that takes mapped senders as IPv4 tells them apart first.
+ * RFC 5952 text of the 16 address bytes at `at`, in network order. An IPv4-mapped one is written
+ * as IPv6 here: a caller that takes mapped senders as IPv4 (or refuses them) tells them apart
+ * first, with `isIpv4MappedBytes`.
  */
-export function ipv6TextOf(bytes: Uint8Array): string {
+export function ipv6TextOf(bytes: Uint8Array, at = 0): string {
   let value = 0n;
-  for (let i = 0; i < 16; i++) value = (value << 8n) | BigInt(bytes[i] ?? 0);
+  for (let i = 0; i < 16; i++) value = (value << 8n) | BigInt(bytes[at + i] ?? 0);
   return ipv6Text(value);
+}
+
+/** Whether the 16 address bytes at `at` are in ::ffff:0:0/96, the IPv4-mapped block. */
+export function isIpv4MappedBytes(bytes: Uint8Array, at = 0): boolean {
+  for (let i = 0; i < 10; i++) if (bytes[at + i] !== 0) return false;
+  return bytes[at + 10] === 0xff && bytes[at + 11] === 0xff;
 }
 
 export function isValidIpv6(text: string): boolean {

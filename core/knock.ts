@@ -249,12 +249,11 @@ export function screenKnock(
   input: KnockInput,
   ports: Pick<KnockPorts, "stanzas" | "serverKey">,
 ): Screening {
-  const refuse = screenedOut;
   let checked: CheckedDatagram;
   try {
     checked = precheckDatagram(input.payload);
   } catch (err) {
-    return refuse(refusalOf(err, null, null));
+    return screenedOut(refusalOf(err, null, null));
   }
 
   // Parsed only when some stanza's SOURCE or DESTINATION needs it (ANY holds every address).
@@ -271,11 +270,11 @@ export function screenKnock(
   );
   if (matching.length === 0) {
     const detail = `no stanza for source ${input.sourceIp}`;
-    return refuse({ code: "SPA_NO_SOURCE_MATCH", detail, stanza: null, username: null });
+    return screenedOut({ code: "SPA_NO_SOURCE_MATCH", detail, stanza: null, username: null });
   }
   if (checked.profile === "jose" && !ports.serverKey) {
     const detail = "no SERVER_KEY_FILE is configured";
-    return refuse({ code: "JOSE_NOT_CONFIGURED", detail, stanza: null, username: null });
+    return screenedOut({ code: "JOSE_NOT_CONFIGURED", detail, stanza: null, username: null });
   }
 
   const now = Math.floor(input.receivedAt / 1000);
@@ -284,7 +283,7 @@ export function screenKnock(
     refusal: screenStanza(stanza, checked, now),
   }));
   const first = candidates.find((c) => c.refusal === null);
-  if (first === undefined) return refuse(candidates[0]?.refusal as Refusal);
+  if (first === undefined) return screenedOut(candidates[0]?.refusal as Refusal);
   return { passed: true, screened: { checked, candidates } };
 }
 

@@ -50,8 +50,6 @@ typedef struct {
   int fd;
   int polling;
   int closed;
-  /* Closed by the environment's teardown (on_env_teardown), not by close(). */
-  int tearing_down;
   /* The JavaScript handle's box (NULL once it was finalized): cleared when this closes. */
   struct handle_box *box;
   struct mmsghdr msgs[SLOTS];
@@ -183,32 +181,23 @@ static void on_closed(uv_handle_t *handle) {
   free(r);
 }
 
-/* Stops polling for good and frees the receiver once libuv has closed its handle. */
-static void close_receiver(receiver_t *r) {
+/* Stops polling for good; `then` (on_closed: free the receiver, or NULL) runs once libuv has
+ * closed the handle. The JavaScript handle finds NULL from here on. */
+static void close_receiver(receiver_t *r, uv_close_cb then) {
   if (r->closed) return;
   r->closed = 1;
   r->polling = 0;
   if (r->box != NULL) r->box->r = NULL;
   r->box = NULL;
   uv_poll_stop(&r->poll);
-  uv_close((uv_handle_t *)&r->poll, on_closed);
+  uv_close((uv_handle_t *)&r->poll, then);
 }
 
 /* The environment ends (process exit, a worker's end) with the receiver still open: a libuv
  * handle left open then aborts the process, so it is closed here. Without a close callback: this
  * module may be unloaded before libuv runs it (a worker's loop closes its handles after its
  * addons are gone). So the receiver's memory, which holds the handle, is left to the exit. */
-static void on_env_teardown(void *data) {
-  receiver_t *r = (receiver_t *)data;
-  if (r->closed) return;
-  r->tearing_down = 1;
-  r->closed = 1;
-  r->polling = 0;
-  if (r->box != NULL) r->box->r = NULL;
-  r->box = NULL;
-  uv_poll_stop(&r->poll);
-  uv_close((uv_handle_t *)&r->poll, NULL);
-}
+static void on_env_teardown(void *data) { close_receiver((receiver_t *)data, NULL); }
 
 static void on_box_finalized(napi_env env, void *data, void *hint) {
   (void)env;
@@ -272,21 +261,21 @@ static napi_value start(napi_env env, napi_callback_info info) {
   napi_create_reference(env, argv[2], 1, &r->meta_ref);
   rc = uv_poll_start(&r->poll, UV_READABLE, on_readable);
   if (rc != 0) {
-    close_receiver(r);
+    close_receiver(r, on_closed);
     return throw_error(env, "ERR_UDP_BATCH_POLL", uv_strerror(rc));
   }
   r->polling = 1;
   handle_box_t *box = calloc(1, sizeof(handle_box_t));
   napi_value external;
   if (box == NULL) {
-    close_receiver(r);
+    close_receiver(r, on_closed);
     return throw_error(env, "ERR_UDP_BATCH_NOMEM", "out of memory");
   }
   box->r = r;
   if (napi_create_external(env, box, on_box_finalized, NULL, &external) != napi_ok ||
       napi_type_tag_object(env, external, &HANDLE_TAG) != napi_ok) {
     free(box);
-    close_receiver(r);
+    close_receiver(r, on_closed);
     return throw_error(env, "ERR_UDP_BATCH_INIT", "cannot make a handle");
   }
   r->box = box;
@@ -327,7 +316,7 @@ static napi_value close_reads(napi_env env, napi_callback_info info) {
   receiver_t *r = receiver_of(env, info, &closed);
   if (r != NULL) {
     napi_remove_env_cleanup_hook(env, on_env_teardown, r);
-    close_receiver(r);
+    close_receiver(r, on_closed);
   }
   return NULL;
 }

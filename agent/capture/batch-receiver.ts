@@ -13,7 +13,7 @@
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
-import { ipv6TextOf } from "../../core/index.js";
+import { ipv4TextOf, ipv6TextOf } from "../../core/index.js";
 import type { Datagram } from "./datagram.js";
 
 /** What native/udp-batch.c exports. */
@@ -74,8 +74,8 @@ export class BatchReceiver {
   private closed = false;
 
   /**
-   * @param onTurn called after each datagram handed on, for the capture's batching (the same
-   *   hook node:dgram's 'message' listener calls).
+   * @param onTurn called after each batch with the number of datagrams it held, for the
+   *   capture's pacing (node:dgram's 'message' listener calls the same hook with 1).
    */
   constructor(
     private readonly batch: BatchModule,
@@ -95,15 +95,13 @@ export class BatchReceiver {
         setTimeout(() => this.resume(), POLL_ERROR_RETRY_MS).unref();
         return;
       }
+      const receivedAt = Date.now(); // one read, one time
       for (let i = 0; i < count && !this.closed; i++) {
         const m = i * META_INTS;
         const family = meta[m + 1];
         if (family !== 4 && family !== 6) continue; // no source address: nothing to answer to
         const at = (m + 3) * 4;
-        const sourceIp =
-          family === 4
-            ? `${bytes[at]}.${bytes[at + 1]}.${bytes[at + 2]}.${bytes[at + 3]}`
-            : ipv6TextOf(bytes.subarray(at, at + 16));
+        const sourceIp = family === 4 ? ipv4TextOf(bytes, at) : ipv6TextOf(bytes, at);
         const start = i * SLOT_BYTES;
         // A copy: the slots are overwritten by the next batch, and a knock outlives its batch.
         // A datagram longer than a slot is cut to it, and refused for its size like any datagram
@@ -114,7 +112,7 @@ export class BatchReceiver {
           sourceIp,
           sourcePort: meta[m + 2] as number,
           destinationIp,
-          receivedAt: Date.now(),
+          receivedAt,
         });
       }
       onTurn?.(count);

@@ -4,7 +4,7 @@
  * if it cannot load, pcap mode fails with a clear message and UDP mode still works.
  */
 import { createRequire } from "node:module";
-import { parseIpAddress } from "../../core/index.js";
+import { ipv4TextOf, ipv6TextOf, isIpv4MappedBytes } from "../../core/index.js";
 import type { Capture, Datagram } from "./datagram.js";
 
 interface CapInstance {
@@ -28,15 +28,9 @@ function loadCap(): CapModule {
   }
 }
 
-const ipv4Text = (b: Buffer, at: number) => `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
-
 /** RFC 5952 text of the 16 bytes at `at`; null for an IPv4-mapped one (see parseIpv6Udp). */
-function ipv6Text(b: Buffer, at: number): string | null {
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(at + i).toString(16));
-  const ip = parseIpAddress(groups.join(":"));
-  return ip?.family === 6 ? ip.text : null;
-}
+const ipv6Text = (b: Buffer, at: number): string | null =>
+  isIpv4MappedBytes(b, at) ? null : ipv6TextOf(b, at);
 
 const ETHERTYPE_IPV4 = 0x0800;
 const ETHERTYPE_IPV6 = 0x86dd;
@@ -75,8 +69,8 @@ function parseIpv4Udp(frame: Buffer, ip: number): Parsed | null {
     frame,
     ip + ihl,
     ip + totalLength,
-    ipv4Text(frame, ip + 12),
-    ipv4Text(frame, ip + 16),
+    ipv4TextOf(frame, ip + 12),
+    ipv4TextOf(frame, ip + 16),
   );
 }
 

@@ -201,7 +201,7 @@ export class UdpSocketCapture implements Capture {
     onDatagram: (d: Datagram) => void,
   ): boolean {
     const batch = this.batch;
-    const fd = batch === null ? null : descriptorOf(socket);
+    const fd = descriptorOf(socket);
     if (batch === null || fd === null) return false;
     // Node started reading at bind; it stops before any poll phase, and the batch reader polls.
     dgramSwitch.stop();

@@ -1,6 +1,9 @@
 import { describe, expect, it } from "vitest";
 import {
   canonicalIp,
+  ipv4TextOf,
+  ipv6TextOf,
+  isIpv4MappedBytes,
   isUnspecifiedIp,
   isValidIpv4,
   isValidIpv6,
@@ -67,6 +70,26 @@ describe("parseIpAddress", () => {
     expect(isUnspecifiedIp("::1")).toBe(false);
     expect(canonicalIp("2001:DB8::0:1")).toBe("2001:db8::1");
     expect(isValidIpv4("2001:db8::1")).toBe(false);
+  });
+});
+
+describe("address text from bytes (a socket's or a packet's)", () => {
+  const at = (prefix: number[], addr: number[]) => Uint8Array.from([...prefix, ...addr]);
+
+  it("writes IPv4 as a dotted quad and IPv6 in RFC 5952 form, from any offset", () => {
+    expect(ipv4TextOf(at([9, 9], [198, 18, 0, 2]), 2)).toBe("198.18.0.2");
+    const v6 = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    expect(ipv6TextOf(at([7], v6), 1)).toBe("2001:db8::1");
+    expect(ipv6TextOf(at([], v6))).toBe(parseIpAddress("2001:0db8:0:0::0001")?.text);
+  });
+
+  it("tells IPv4-mapped addresses apart, and nothing else", () => {
+    const mapped = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 18, 0, 2];
+    expect(isIpv4MappedBytes(at([1], mapped), 1)).toBe(true);
+    expect(isIpv4MappedBytes(at([], [...mapped.slice(0, 10), 0xff, 0xfe, 198, 18, 0, 2]))).toBe(
+      false,
+    );
+    expect(isIpv4MappedBytes(at([], [0, 1, ...mapped.slice(2)]))).toBe(false);
   });
 });
 
